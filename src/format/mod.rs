@@ -1,0 +1,3 @@
+//! Push body parsing and scrape exposition, and the Go formatting conventions both follow.
+
+pub mod go;
