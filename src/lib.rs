@@ -1,4 +1,36 @@
-//! A Prometheus Pushgateway: a drop-in replacement for the upstream Go binary.
+//! A Prometheus Pushgateway: a drop-in replacement for the upstream Go binary, with the same
+//! flags, HTTP API and behaviour.
+//!
+//! Data flows one way: a request is decoded (`http`, `format`), validated and stored (`store`),
+//! and scrapes read snapshots of the store that `format::exposition` renders.
 
+pub mod cli;
 pub mod format;
+pub mod http;
+pub mod logging;
 pub mod model;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+
+/// Runs the gateway for a parsed command line until it is told to stop.
+pub async fn run(cli: cli::Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let build = telemetry::BuildInfo::current();
+    let gateway = server::Gateway::new(&cli)?;
+    let addresses: Vec<String> = gateway
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    tracing::info!(
+        version = build.version,
+        revision = build.revision,
+        listen = %addresses.join(","),
+        tls = false,
+        fips = build.fips,
+        persistence_file = %cli.persistence_file,
+        "starting pushgateway"
+    );
+    gateway.serve(server::termination_signal()).await?;
+    Ok(())
+}

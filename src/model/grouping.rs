@@ -115,7 +115,12 @@ mod tests {
         let a = GroupingKey::from_labels([("job", "j"), ("instance", "i"), ("x", "")]);
         let b = GroupingKey::from_labels([("x", ""), ("instance", "i"), ("job", "j")]);
         assert_eq!(a, b);
-        let c = GroupingKey::from_labels([("job", "j"), ("instance", "a"), ("instance", "i"), ("x", "")]);
+        let c = GroupingKey::from_labels([
+            ("job", "j"),
+            ("instance", "a"),
+            ("instance", "i"),
+            ("x", ""),
+        ]);
         assert_eq!(a, c);
         assert_eq!(
             a.labels().collect::<Vec<_>>(),
@@ -123,7 +128,10 @@ mod tests {
         );
         assert_eq!(a.job(), "j");
         assert_eq!(a.get("x"), Some(""));
-        assert_ne!(a, GroupingKey::from_labels([("job", "j"), ("instance", "i")]));
+        assert_ne!(
+            a,
+            GroupingKey::from_labels([("job", "j"), ("instance", "i")])
+        );
     }
 
     #[test]

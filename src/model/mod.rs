@@ -4,13 +4,15 @@
 mod grouping;
 mod names;
 pub mod proto;
+mod time;
 
 pub use grouping::GroupingKey;
 pub use names::{
-    is_legacy_label_name, is_legacy_metric_name, unescape_value_encoding, EscapingScheme,
-    HelpText, MetricName, NameValidation,
+    EscapingScheme, HelpText, MetricName, NameValidation, is_legacy_label_name,
+    is_legacy_metric_name, unescape_value_encoding,
 };
 pub use proto::MetricType;
+pub use time::Timestamp;
 
 /// Label names with a meaning of their own.
 pub mod label {

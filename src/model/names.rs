@@ -240,7 +240,10 @@ mod tests {
 
     #[test]
     fn value_encoding_round_trip() {
-        assert_eq!(unescape_value_encoding("U__dotted_2e_label_2e_name"), "dotted.label.name");
+        assert_eq!(
+            unescape_value_encoding("U__dotted_2e_label_2e_name"),
+            "dotted.label.name"
+        );
         assert_eq!(unescape_value_encoding("U__a__b"), "a_b");
         assert_eq!(unescape_value_encoding("U______x"), "__x");
         assert_eq!(unescape_value_encoding("U_____x"), "U_____x");

@@ -1,0 +1,520 @@
+//! The command line: upstream's flag names, defaults and value syntax (Go durations, kingpin's
+//! `--no-<flag>` booleans), plus the few flags of our own.
+
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+use crate::model::NameValidation;
+
+/// Default body limit: large enough for any sane push, small enough that one client cannot
+/// exhaust memory.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "pushgateway",
+    about = "The Pushgateway: a metrics cache for batch and short-lived jobs that Prometheus scrapes.",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Addresses on which to expose metrics and the web interface. Repeatable to listen on
+    /// several addresses.
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":9091", action = ArgAction::Append)]
+    pub listen_addresses: Vec<String>,
+
+    /// Path to a configuration file that can enable TLS or authentication (exporter-toolkit
+    /// format).
+    #[arg(long = "web.config.file", value_name = "FILE", default_value = "")]
+    pub web_config_file: String,
+
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    pub telemetry_path: String,
+
+    /// The URL under which the Pushgateway is externally reachable.
+    #[arg(long = "web.external-url", value_name = "URL", default_value = "", value_parser = parse_external_url)]
+    pub external_url: ExternalUrl,
+
+    /// Prefix for the internal routes of web endpoints. Defaults to the path of
+    /// --web.external-url.
+    #[arg(long = "web.route-prefix", value_name = "PREFIX", default_value = "")]
+    pub route_prefix: String,
+
+    /// Enable shutdown via HTTP request.
+    #[arg(long = "web.enable-lifecycle", value_name = "BOOL", num_args = 0..=1, default_value = "false", default_missing_value = "true", overrides_with = "no_lifecycle")]
+    pub enable_lifecycle: bool,
+    #[arg(
+        long = "no-web.enable-lifecycle",
+        hide = true,
+        overrides_with = "enable_lifecycle"
+    )]
+    no_lifecycle: bool,
+
+    /// Enable API endpoints for admin control actions.
+    #[arg(long = "web.enable-admin-api", value_name = "BOOL", num_args = 0..=1, default_value = "false", default_missing_value = "true", overrides_with = "no_admin_api")]
+    pub enable_admin_api: bool,
+    #[arg(
+        long = "no-web.enable-admin-api",
+        hide = true,
+        overrides_with = "enable_admin_api"
+    )]
+    no_admin_api: bool,
+
+    /// File to persist metrics. If empty, metrics are only kept in memory.
+    #[arg(long = "persistence.file", value_name = "FILE", default_value = "")]
+    pub persistence_file: String,
+
+    /// The minimum interval at which to write out the persistence file (Go duration: 5m, 90s,
+    /// 1h30m).
+    #[arg(long = "persistence.interval", value_name = "DURATION", default_value = "5m", value_parser = parse_go_duration)]
+    pub persistence_interval: Duration,
+
+    /// Do not check consistency of pushed metrics. DANGEROUS.
+    #[arg(long = "push.disable-consistency-check", value_name = "BOOL", num_args = 0..=1, default_value = "false", default_missing_value = "true", overrides_with = "no_disable_check")]
+    pub disable_consistency_check: bool,
+    #[arg(
+        long = "no-push.disable-consistency-check",
+        hide = true,
+        overrides_with = "disable_consistency_check"
+    )]
+    no_disable_check: bool,
+
+    /// Allow UTF-8 characters in metric and label names.
+    #[arg(long = "push.enable-utf8-names", value_name = "BOOL", num_args = 0..=1, default_value = "false", default_missing_value = "true", overrides_with = "no_utf8_names")]
+    pub enable_utf8_names: bool,
+    #[arg(
+        long = "no-push.enable-utf8-names",
+        hide = true,
+        overrides_with = "enable_utf8_names"
+    )]
+    no_utf8_names: bool,
+
+    /// Largest accepted push body, after decompression (bytes, or with a KiB/MiB/GiB suffix).
+    /// Not an upstream flag: upstream has no limit.
+    #[arg(long = "push.max-body-size", value_name = "SIZE", default_value = "64MiB", value_parser = parse_byte_size)]
+    pub max_body_bytes: u64,
+
+    /// Only log messages with the given severity or above: debug, info, warn, error.
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", value_parser = parse_log_level)]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages: logfmt, json.
+    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt", value_parser = parse_log_format)]
+    pub log_format: LogFormat,
+
+    /// Show application version.
+    #[arg(long = "version", action = ArgAction::SetTrue)]
+    pub version: bool,
+}
+
+impl Cli {
+    /// The prefix every route lives under: `--web.route-prefix`, or else the path of
+    /// `--web.external-url`; `/` means none; one leading `/` is ensured and one trailing `/`
+    /// dropped, as upstream 1.11 does.
+    pub fn route_prefix(&self) -> String {
+        let prefix = if self.route_prefix.is_empty() {
+            self.external_url.path.as_str()
+        } else {
+            self.route_prefix.as_str()
+        };
+        if prefix == "/" || prefix.is_empty() {
+            return String::new();
+        }
+        let mut prefix = if prefix.starts_with('/') {
+            prefix.to_string()
+        } else {
+            format!("/{prefix}")
+        };
+        if prefix.ends_with('/') {
+            prefix.pop();
+        }
+        prefix
+    }
+
+    pub fn name_validation(&self) -> NameValidation {
+        if self.enable_utf8_names {
+            NameValidation::Utf8
+        } else {
+            NameValidation::Legacy
+        }
+    }
+
+    /// The flags as upstream's status API and UI list them: every flag by name, values as
+    /// strings, durations in Go's format.
+    pub fn flag_values(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("log.format", self.log_format.as_str().to_string()),
+            ("log.level", self.log_level.as_str().to_string()),
+            ("persistence.file", self.persistence_file.clone()),
+            (
+                "persistence.interval",
+                format_go_duration(self.persistence_interval),
+            ),
+            (
+                "push.disable-consistency-check",
+                self.disable_consistency_check.to_string(),
+            ),
+            ("push.enable-utf8-names", self.enable_utf8_names.to_string()),
+            ("push.max-body-size", self.max_body_bytes.to_string()),
+            ("web.config.file", self.web_config_file.clone()),
+            ("web.enable-admin-api", self.enable_admin_api.to_string()),
+            ("web.enable-lifecycle", self.enable_lifecycle.to_string()),
+            ("web.external-url", self.external_url.raw.clone()),
+            ("web.listen-address", self.listen_addresses.join(",")),
+            ("web.route-prefix", self.route_prefix()),
+            ("web.telemetry-path", self.telemetry_path.clone()),
+        ]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Logfmt => "logfmt",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+fn parse_log_level(value: &str) -> Result<LogLevel, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "debug" => Ok(LogLevel::Debug),
+        "info" => Ok(LogLevel::Info),
+        "warn" => Ok(LogLevel::Warn),
+        "error" => Ok(LogLevel::Error),
+        _ => Err(format!("unrecognized log level {value:?}")),
+    }
+}
+
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    match value {
+        "logfmt" => Ok(LogFormat::Logfmt),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("unrecognized log format {value:?}")),
+    }
+}
+
+/// `--web.external-url`: kept as given (for display) and with its path extracted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExternalUrl {
+    pub raw: String,
+    pub path: String,
+}
+
+fn parse_external_url(value: &str) -> Result<ExternalUrl, String> {
+    if value.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(format!(
+            "invalid URL {value:?}: contains a space or control character"
+        ));
+    }
+    let without_scheme = match value.split_once("://") {
+        Some((scheme, rest))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            // The authority ends at the first '/', '?' or '#'.
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            &rest[end..]
+        }
+        _ => value,
+    };
+    let path_end = without_scheme
+        .find(['?', '#'])
+        .unwrap_or(without_scheme.len());
+    let path = percent_encoding::percent_decode_str(&without_scheme[..path_end])
+        .decode_utf8()
+        .map_err(|_| format!("invalid URL {value:?}: path is not UTF-8"))?;
+    Ok(ExternalUrl {
+        raw: value.to_string(),
+        path: path.into_owned(),
+    })
+}
+
+/// Parses Go's `time.ParseDuration` syntax: a sequence of decimal numbers, each with an optional
+/// fraction and a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), such as `300ms`, `1h30m`, `1.5h`;
+/// a bare `0` is allowed. Negative durations are refused: an interval cannot be negative.
+pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
+    let invalid = || format!("time: invalid duration {}", crate::format::go::quote(value));
+    let s = value.strip_prefix('+').unwrap_or(value);
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() || s.starts_with('-') {
+        return Err(invalid());
+    }
+    let mut total_nanos: u128 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number = &rest[..number_end];
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return Err(invalid());
+        }
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit_nanos: u128 = match &rest[..unit_end] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => {
+                return Err(format!(
+                    "time: missing unit in duration {}",
+                    crate::format::go::quote(value)
+                ));
+            }
+            unit => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {}",
+                    crate::format::go::quote(unit),
+                    crate::format::go::quote(value)
+                ));
+            }
+        };
+        rest = &rest[unit_end..];
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| invalid())?
+        };
+        let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(invalid)?;
+        let mut scale = unit_nanos;
+        for digit in fraction.bytes() {
+            scale /= 10;
+            nanos += u128::from(digit - b'0') * scale;
+        }
+        total_nanos = total_nanos.checked_add(nanos).ok_or_else(invalid)?;
+    }
+    // Go durations are int64 nanoseconds.
+    if total_nanos > i64::MAX as u128 {
+        return Err(invalid());
+    }
+    Ok(Duration::from_nanos(total_nanos as u64))
+}
+
+/// Formats a duration as Go's `Duration.String()` does: `5m0s`, `1h30m0s`, `1.5s`, `300ms`, `0s`.
+pub fn format_go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".to_string();
+    }
+    if nanos < 1_000_000_000 {
+        let (unit, scale) = if nanos < 1_000 {
+            ("ns", 1u128)
+        } else if nanos < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        return format!("{}{unit}", trim_fraction(nanos, scale));
+    }
+    let hours = nanos / 3_600_000_000_000;
+    let minutes = nanos / 60_000_000_000 % 60;
+    let seconds = trim_fraction(nanos % 60_000_000_000, 1_000_000_000);
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}s"),
+        (0, m) => format!("{m}m{seconds}s"),
+        (h, m) => format!("{h}h{m}m{seconds}s"),
+    }
+}
+
+/// `value / scale` with the fractional digits it has, and no trailing zeros.
+fn trim_fraction(value: u128, scale: u128) -> String {
+    let whole = value / scale;
+    let fraction = value % scale;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let width = scale.to_string().len() - 1;
+    let digits = format!("{fraction:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Parses a byte count: a number, optionally followed by `B`, `KiB`/`KB`, `MiB`/`MB` or
+/// `GiB`/`GB` (all powers of 1024, as Prometheus' own size flags read them).
+fn parse_byte_size(value: &str) -> Result<u64, String> {
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {value:?}: expected a number of bytes such as 64MiB"))?;
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "K" => 1 << 10,
+        "MiB" | "MB" | "M" => 1 << 20,
+        "GiB" | "GB" | "G" => 1 << 30,
+        _ => return Err(format!("invalid size {value:?}: unknown unit {unit:?}")),
+    };
+    let bytes = number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("invalid size {value:?}: too large"))?;
+    if bytes == 0 {
+        return Err(format!("invalid size {value:?}: must be positive"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut full = vec!["pushgateway"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).expect("valid arguments")
+    }
+
+    #[test]
+    fn defaults_are_upstreams() {
+        let cli = parse(&[]);
+        assert_eq!(cli.listen_addresses, vec![":9091"]);
+        assert_eq!(cli.telemetry_path, "/metrics");
+        assert_eq!(cli.persistence_interval, Duration::from_secs(300));
+        assert_eq!(cli.route_prefix(), "");
+        assert!(!cli.enable_lifecycle && !cli.enable_admin_api);
+        assert!(!cli.disable_consistency_check && !cli.enable_utf8_names);
+        assert_eq!(cli.log_level, LogLevel::Info);
+        assert_eq!(cli.log_format, LogFormat::Logfmt);
+        assert_eq!(cli.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn repeatable_listen_address_and_booleans() {
+        let cli = parse(&[
+            "--web.listen-address=127.0.0.1:1",
+            "--web.listen-address",
+            "[::1]:2",
+            "--web.enable-lifecycle",
+            "--web.enable-admin-api=true",
+            "--push.disable-consistency-check",
+            "--no-push.disable-consistency-check",
+        ]);
+        assert_eq!(cli.listen_addresses, vec!["127.0.0.1:1", "[::1]:2"]);
+        assert!(cli.enable_lifecycle);
+        assert!(cli.enable_admin_api);
+        assert!(!cli.disable_consistency_check);
+    }
+
+    #[test]
+    fn route_prefix_normalisation() {
+        assert_eq!(parse(&["--web.route-prefix=/"]).route_prefix(), "");
+        assert_eq!(parse(&["--web.route-prefix=pg"]).route_prefix(), "/pg");
+        assert_eq!(parse(&["--web.route-prefix=/pg/"]).route_prefix(), "/pg");
+        assert_eq!(parse(&["--web.route-prefix=//pg"]).route_prefix(), "//pg");
+        assert_eq!(
+            parse(&["--web.external-url=http://example.com/pg/"]).route_prefix(),
+            "/pg"
+        );
+        assert_eq!(
+            parse(&[
+                "--web.external-url=http://example.com/pg/",
+                "--web.route-prefix=/other"
+            ])
+            .route_prefix(),
+            "/other"
+        );
+        assert_eq!(
+            parse(&["--web.external-url=http://example.com"]).route_prefix(),
+            ""
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        let ok = |s: &str| parse_go_duration(s).expect(s);
+        assert_eq!(ok("5m"), Duration::from_secs(300));
+        assert_eq!(ok("90s"), Duration::from_secs(90));
+        assert_eq!(ok("1h30m"), Duration::from_secs(5400));
+        assert_eq!(ok("1.5h"), Duration::from_secs(5400));
+        assert_eq!(ok("300ms"), Duration::from_millis(300));
+        assert_eq!(ok("2h45m30.5s"), Duration::from_millis(9_930_500));
+        assert_eq!(ok("0"), Duration::ZERO);
+        assert_eq!(ok("1µs"), Duration::from_micros(1));
+        assert_eq!(
+            parse_go_duration("abc").unwrap_err(),
+            r#"time: invalid duration "abc""#
+        );
+        assert_eq!(
+            parse_go_duration("5").unwrap_err(),
+            r#"time: missing unit in duration "5""#
+        );
+        assert_eq!(
+            parse_go_duration("5d").unwrap_err(),
+            r#"time: unknown unit "d" in duration "5d""#
+        );
+        assert!(parse_go_duration("").is_err());
+        assert!(parse_go_duration("-5m").is_err());
+        assert!(parse_go_duration("1..5s").is_err());
+        assert!(parse_go_duration("9999999999h").is_err());
+    }
+
+    #[test]
+    fn go_duration_display() {
+        assert_eq!(format_go_duration(Duration::from_secs(300)), "5m0s");
+        assert_eq!(format_go_duration(Duration::from_secs(5400)), "1h30m0s");
+        assert_eq!(format_go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_go_duration(Duration::from_millis(300)), "300ms");
+        assert_eq!(format_go_duration(Duration::ZERO), "0s");
+        assert_eq!(format_go_duration(Duration::from_secs(3600)), "1h0m0s");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            &["--persistence.interval=abc"][..],
+            &["--log.level=foo"],
+            &["--log.format=JSON"],
+            &["--push.max-body-size=12XB"],
+            &["--push.max-body-size=0"],
+            &["--web.external-url=http://a b"],
+            &["--bogus"],
+        ] {
+            let mut full = vec!["pushgateway"];
+            full.extend_from_slice(args);
+            assert!(Cli::try_parse_from(full).is_err(), "{args:?} should fail");
+        }
+        assert_eq!(parse(&["--log.level=DEBUG"]).log_level, LogLevel::Debug);
+        assert_eq!(parse(&["--push.max-body-size=1KiB"]).max_body_bytes, 1024);
+    }
+}

@@ -1,0 +1,88 @@
+//! Every error answer of the HTTP interface, in one place: which status each error gets, and
+//! the body and headers Go's `http.Error` would write.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use super::body::BodyError;
+use super::grouping::UrlError;
+use crate::format::proto_parse::ProtoParseError;
+use crate::format::text_parse::TextParseError;
+use crate::store::Rejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(transparent)]
+    Text(#[from] TextParseError),
+    #[error(transparent)]
+    Proto(#[from] ProtoParseError),
+    #[error("pushed metrics are invalid or inconsistent with existing metrics: {0}")]
+    Rejected(#[from] Rejection),
+    /// The store cannot be exposed (only when pushes are not checked).
+    #[error("An error has occurred while serving metrics:\n\n{0}")]
+    Scrape(Arc<str>),
+    /// A path that is not valid percent-encoding, which Go's server refuses before routing
+    /// (with its own short answer, not `http.Error`'s).
+    #[error("400 Bad Request")]
+    BadPath,
+    #[error("404 page not found")]
+    NotFound,
+    #[error("Method Not Allowed")]
+    MethodNotAllowed { allow: String },
+}
+
+impl HttpError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            HttpError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::Scrape(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::NotFound => StatusCode::NOT_FOUND,
+            HttpError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let HttpError::BadPath = self {
+            let mut response = text_response(status, self.to_string());
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+        let allow = match &self {
+            HttpError::MethodNotAllowed { allow } => HeaderValue::from_str(allow).ok(),
+            _ => None,
+        };
+        let mut response = text_response(status, format!("{self}\n"));
+        response.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if let Some(allow) = allow {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        response
+    }
+}
+
+/// A plain-text answer, typed as Go's content sniffing types short texts.
+pub fn text_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,213 @@
+//! The HTTP interface: upstream's routes and their answers. `dispatch` routes every request;
+//! each endpoint family has its own file, and every error answer is made in `error`.
+
+mod body;
+mod error;
+pub mod grouping;
+mod lifecycle;
+mod push;
+pub mod router;
+mod scrape;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, Request, StatusCode, header};
+
+pub use error::HttpError;
+
+use crate::format::exposition::ExpositionCache;
+use crate::model::NameValidation;
+use crate::store::{OwnFamily, Store};
+use crate::telemetry::Telemetry;
+use router::{Endpoint, Router, Routing};
+
+/// Settings the handlers need.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub validation: NameValidation,
+    pub max_body_bytes: u64,
+    pub enable_lifecycle: bool,
+}
+
+/// Everything a request can reach.
+pub struct AppState {
+    pub store: Store,
+    pub telemetry: Telemetry,
+    pub router: Router,
+    pub exposition: ExpositionCache,
+    /// The gateway's own families, sorted by name.
+    pub own_families: Vec<OwnFamily>,
+    pub options: Options,
+    /// Set to `true` to shut the gateway down gracefully (by `/-/quit`).
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// The service every listener serves.
+pub fn service(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new().fallback(dispatch).with_state(state)
+}
+
+async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
+    let Some(path) = decode_path(request.uri().path()) else {
+        return HttpError::BadPath.into_response();
+    };
+    let method = request.method().clone();
+    match state.router.route(&method, &path) {
+        Routing::Matched(endpoint, params) => match endpoint {
+            Endpoint::Push { job_base64 } => {
+                let remote = request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(addr)| *addr);
+                push::push(state, request, params, job_base64, remote).await
+            }
+            Endpoint::Delete { job_base64 } => push::delete(state, params, job_base64).await,
+            Endpoint::Scrape => scrape::scrape(state, request.headers().clone()).await,
+            Endpoint::Healthy => lifecycle::healthy(&state, "healthy"),
+            Endpoint::Ready => lifecycle::healthy(&state, "ready"),
+            Endpoint::Quit => lifecycle::quit(&state),
+            Endpoint::QuitWrongMethod => lifecycle::quit_wrong_method(),
+        },
+        Routing::CleanPath(target) => redirect(
+            &method,
+            StatusCode::MOVED_PERMANENTLY,
+            &target,
+            request.uri().query(),
+        ),
+        Routing::Redirect(target) => {
+            let status = if method == Method::GET {
+                StatusCode::MOVED_PERMANENTLY
+            } else {
+                StatusCode::TEMPORARY_REDIRECT
+            };
+            redirect(&method, status, &target, request.uri().query())
+        }
+        Routing::Options(allow) => {
+            let mut response = StatusCode::OK.into_response();
+            if let Ok(allow) = HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, allow);
+            }
+            response
+        }
+        Routing::MethodNotAllowed(allow) => HttpError::MethodNotAllowed { allow }.into_response(),
+        Routing::NotFound => HttpError::NotFound.into_response(),
+    }
+}
+
+/// Percent-decodes a request path strictly: a `%` must start a two-digit hex escape (Go's
+/// server refuses the request otherwise), and the result must be UTF-8. `+` stays a `+`.
+fn decode_path(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while let Some(offset) = bytes[i..].iter().position(|&b| b == b'%') {
+        let at = i + offset;
+        let valid = bytes
+            .get(at + 1..at + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        if !valid {
+            return None;
+        }
+        i = at + 3;
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|path| path.into_owned())
+}
+
+/// Characters Go leaves unescaped in a URL path.
+const PATH_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b'/')
+    .remove(b':')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b'@');
+
+/// A redirect as Go's `http.Redirect` makes it: a tiny HTML body for GET and HEAD, nothing for
+/// other methods.
+fn redirect(method: &Method, status: StatusCode, path: &str, query: Option<&str>) -> Response {
+    let mut location = percent_encoding::utf8_percent_encode(path, PATH_KEEP).to_string();
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
+    }
+    let body = if method == Method::GET || method == Method::HEAD {
+        let escaped = location
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&#34;")
+            .replace('\'', "&#39;");
+        let reason = status.canonical_reason().unwrap_or_default();
+        format!("<a href=\"{escaped}\">{reason}</a>.\n\n")
+    } else {
+        String::new()
+    };
+    let has_body = !body.is_empty();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if has_body {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_decoding_is_strict() {
+        assert_eq!(
+            decode_path("/metrics/job/a%2Fb").as_deref(),
+            Some("/metrics/job/a/b")
+        );
+        assert_eq!(decode_path("/x/%CE%A0%CF%81").as_deref(), Some("/x/Πρ"));
+        assert_eq!(decode_path("/x/a+b").as_deref(), Some("/x/a+b"));
+        assert_eq!(decode_path("/x/%zz"), None);
+        assert_eq!(decode_path("/x/%4"), None);
+        assert_eq!(decode_path("/x/%ff"), None);
+    }
+
+    #[test]
+    fn redirects_like_go() {
+        let get = redirect(
+            &Method::GET,
+            StatusCode::MOVED_PERMANENTLY,
+            "/metrics",
+            None,
+        );
+        assert_eq!(get.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(get.headers()[header::LOCATION], "/metrics");
+        let put = redirect(
+            &Method::PUT,
+            StatusCode::TEMPORARY_REDIRECT,
+            "/metrics/job/Π x",
+            Some("a=1"),
+        );
+        assert_eq!(put.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(
+            put.headers()[header::LOCATION],
+            "/metrics/job/%CE%A0%20x?a=1"
+        );
+        assert!(put.headers().get(header::CONTENT_TYPE).is_none());
+    }
+}

@@ -1,0 +1,272 @@
+//! PUT, POST and DELETE under `/metrics/job/...`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+
+use super::error::HttpError;
+use super::grouping::grouping_key;
+use super::router::Params;
+use super::{AppState, body};
+use crate::format::proto_parse::parse_delimited;
+use crate::format::text_parse::parse_text;
+use crate::model::proto::MetricFamily;
+use crate::model::{GroupingKey, NameValidation, Timestamp};
+use crate::store::{Push, PushMode};
+
+/// Bodies above this size are decoded and stored on a blocking thread, so that one large push
+/// does not hold up the executor that serves everybody else.
+const INLINE_BODY_BYTES: usize = 256 * 1024;
+
+pub async fn push(
+    state: Arc<AppState>,
+    request: Request<Body>,
+    params: Params,
+    job_base64: bool,
+    remote: Option<SocketAddr>,
+) -> Response {
+    let started = Instant::now();
+    let method = if request.method() == Method::PUT {
+        "put"
+    } else {
+        "post"
+    };
+    let size = approximate_request_size(&request);
+    let response = match store_push(&state, request, &params, job_base64, remote).await {
+        Ok(()) if state.store.checks_consistency() => StatusCode::OK.into_response(),
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(err) => err.into_response(),
+    };
+    state
+        .telemetry
+        .count_request("push", method, response.status().as_u16());
+    state
+        .telemetry
+        .observe_push(method, started.elapsed().as_secs_f64(), size as f64);
+    response
+}
+
+async fn store_push(
+    state: &Arc<AppState>,
+    request: Request<Body>,
+    params: &Params,
+    job_base64: bool,
+    remote: Option<SocketAddr>,
+) -> Result<(), HttpError> {
+    let key = grouping_key(params, job_base64, state.options.validation).inspect_err(|err| {
+        tracing::debug!(url = %params.labels, err = %err, "failed to parse URL");
+    })?;
+    let mode = if request.method() == Method::PUT {
+        PushMode::Replace
+    } else {
+        PushMode::Merge
+    };
+    let (parts, body) = request.into_parts();
+    let raw = body::read(body, &parts.headers, state.options.max_body_bytes).await?;
+    let time = Timestamp::now();
+    let raw_len = raw.len();
+    let work = {
+        let state = state.clone();
+        let key = key.clone();
+        move || -> Result<(), HttpError> {
+            let decoded = body::decode(raw, &parts.headers, state.options.max_body_bytes)?;
+            let families = parse_body(&decoded, &parts.headers, state.options.validation)
+                .inspect_err(|err| tracing::debug!(source = %Source(remote), err = %err, "failed to parse push body"))?;
+            let result = state.store.push(Push {
+                key,
+                families,
+                mode,
+                time,
+            });
+            // With the check disabled, upstream answers before the store has looked at the push,
+            // so a rejection (timestamps) is silent there too; it still shows in the group's
+            // push_failure_time_seconds.
+            match result {
+                Err(rejection) if state.store.checks_consistency() => Err(rejection.into()),
+                _ => Ok(()),
+            }
+        }
+    };
+    let result = if raw_len > INLINE_BODY_BYTES {
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|err| Err(HttpError::Body(body::BodyError::Read(err.to_string()))))
+    } else {
+        work()
+    };
+    if let Err(HttpError::Rejected(reason)) = &result {
+        tracing::error!(
+            method = %parts.method,
+            grouping_key = %key,
+            source = %Source(remote),
+            err = %reason,
+            "pushed metrics are invalid or inconsistent with existing metrics"
+        );
+    }
+    result
+}
+
+pub async fn delete(state: Arc<AppState>, params: Params, job_base64: bool) -> Response {
+    let response = match grouping_key(&params, job_base64, state.options.validation) {
+        Ok(key) => {
+            delete_group(&state, &key);
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(err) => {
+            tracing::debug!(url = %params.labels, err = %err, "failed to parse URL");
+            HttpError::from(err).into_response()
+        }
+    };
+    state
+        .telemetry
+        .count_request("delete", "delete", response.status().as_u16());
+    response
+}
+
+fn delete_group(state: &AppState, key: &GroupingKey) {
+    // Upstream only queues the deletion and answers 202 at once; deleting right away keeps the
+    // same answer and spares clients the race of seeing the group after the 202.
+    state.store.delete(key);
+}
+
+/// The client's address for log lines.
+struct Source(Option<SocketAddr>);
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+/// Decodes a body as delimited protobuf when the `Content-Type` says so exactly, as text
+/// otherwise (also when the header is missing or unparsable), as upstream does.
+fn parse_body(
+    body: &Bytes,
+    headers: &HeaderMap,
+    validation: NameValidation,
+) -> Result<Vec<MetricFamily>, HttpError> {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if is_delimited_protobuf(content_type) {
+        Ok(parse_delimited(body)?)
+    } else {
+        Ok(parse_text(body, validation)?)
+    }
+}
+
+/// `application/vnd.google.protobuf` with `proto=io.prometheus.client.MetricFamily` and
+/// `encoding=delimited`, in any order, parsed like Go's `mime.ParseMediaType` (type and
+/// parameter names case-insensitive, values exact, quoted values allowed; any syntax error
+/// means "not protobuf").
+fn is_delimited_protobuf(content_type: &str) -> bool {
+    let mut parts = content_type.split(';');
+    let media_type = parts.next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+        return false;
+    }
+    let mut proto = None;
+    let mut encoding = None;
+    let mut seen: Vec<String> = Vec::new();
+    for param in parts {
+        let param = param.trim();
+        if param.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = param.split_once('=') else {
+            return false;
+        };
+        let name = name.trim();
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return false;
+        }
+        let value = match value.strip_prefix('"') {
+            Some(quoted) => match quoted.strip_suffix('"') {
+                Some(v) => v,
+                None => return false,
+            },
+            None if !value.is_empty() && value.bytes().all(is_token_byte) => value,
+            None => return false,
+        };
+        let name = name.to_ascii_lowercase();
+        // Go refuses a media type that repeats a parameter.
+        if seen.contains(&name) {
+            return false;
+        }
+        match name.as_str() {
+            "proto" => proto = Some(value),
+            "encoding" => encoding = Some(value),
+            _ => {}
+        }
+        seen.push(name);
+    }
+    proto == Some("io.prometheus.client.MetricFamily") && encoding == Some("delimited")
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b)
+}
+
+/// Upstream's `pushgateway_http_push_size_bytes` is client_golang's approximate request size:
+/// URL, method, protocol, header names and values, host and the declared body length.
+fn approximate_request_size(request: &Request<Body>) -> usize {
+    let headers: usize = request
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != http::header::HOST)
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .map_or(0, |h| h.len());
+    let content_length = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    request.uri().to_string().len()
+        + request.method().as_str().len()
+        + "HTTP/1.1".len()
+        + headers
+        + host
+        + content_length
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_delimited_protobuf;
+
+    #[test]
+    fn protobuf_content_type_detection() {
+        for yes in [
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+            "application/vnd.google.protobuf; encoding=delimited; proto=io.prometheus.client.MetricFamily",
+            "Application/Vnd.Google.Protobuf;PROTO=io.prometheus.client.MetricFamily;Encoding=delimited;escaping=underscores",
+            "application/vnd.google.protobuf; proto=\"io.prometheus.client.MetricFamily\"; encoding=\"delimited\"",
+        ] {
+            assert!(is_delimited_protobuf(yes), "{yes}");
+        }
+        for no in [
+            "",
+            "text/plain; version=0.0.4",
+            "application/vnd.google.protobuf; encoding=delimited",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.metricfamily; encoding=delimited",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; broken",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; encoding=delimited",
+        ] {
+            assert!(!is_delimited_protobuf(no), "{no}");
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Start-up and shutdown: builds the gateway from the command line, binds every listen address,
+//! serves until SIGTERM, SIGINT or `/-/quit`, then stops gracefully.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::cli::Cli;
+use crate::format::exposition::ExpositionCache;
+use crate::http::router::Router;
+use crate::http::{self, AppState, Options};
+use crate::store::Store;
+use crate::telemetry::{BuildInfo, Telemetry};
+
+/// How long a graceful shutdown waits for requests in flight before it closes connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid --web.listen-address {address:?}: {reason}")]
+    ListenAddress { address: String, reason: String },
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("invalid --web.telemetry-path {0:?}: it must start with '/' (after the route prefix)")]
+    TelemetryPath(String),
+    #[error("{flag} is not supported by this build yet")]
+    Unsupported { flag: &'static str },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP server on {address} failed: {source}")]
+pub struct ServeError {
+    address: SocketAddr,
+    source: std::io::Error,
+}
+
+/// A gateway whose listeners are bound, ready to serve.
+pub struct Gateway {
+    state: Arc<AppState>,
+    listeners: Vec<TcpListener>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Gateway {
+    pub fn new(cli: &Cli) -> Result<Gateway, StartError> {
+        if !cli.web_config_file.is_empty() {
+            return Err(StartError::Unsupported {
+                flag: "--web.config.file",
+            });
+        }
+        if !cli.persistence_file.is_empty() {
+            return Err(StartError::Unsupported {
+                flag: "--persistence.file",
+            });
+        }
+        let prefix = cli.route_prefix();
+        let telemetry_path = join_path(&prefix, &cli.telemetry_path);
+        if !telemetry_path.starts_with('/') {
+            return Err(StartError::TelemetryPath(cli.telemetry_path.clone()));
+        }
+        let mut listeners = Vec::new();
+        for address in &cli.listen_addresses {
+            listeners.push(bind(address)?);
+        }
+        let mut own_families = Telemetry::own_families();
+        own_families.sort_by_key(|f| f.name);
+        let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+        let state = Arc::new(AppState {
+            store: Store::new(&own_families, !cli.disable_consistency_check),
+            telemetry: Telemetry::new(BuildInfo::current()),
+            router: Router::new(&prefix, &telemetry_path),
+            exposition: ExpositionCache::default(),
+            own_families,
+            options: Options {
+                validation: cli.name_validation(),
+                max_body_bytes: cli.max_body_bytes,
+                enable_lifecycle: cli.enable_lifecycle,
+            },
+            shutdown: shutdown_sender,
+        });
+        Ok(Gateway {
+            state,
+            listeners,
+            shutdown,
+        })
+    }
+
+    /// The addresses actually bound (with the ports chosen for `:0`).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Serves until `stop` completes or `/-/quit` is called, then shuts down gracefully:
+    /// listeners close, requests in flight finish (up to a grace period).
+    pub async fn serve(self, stop: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let service =
+            http::service(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let mut servers = tokio::task::JoinSet::new();
+        let mut handles = Vec::new();
+        for listener in self.listeners {
+            let address = listener
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            tracing::info!(address = %address, tls = false, "Listening on");
+            let handle = axum_server::Handle::new();
+            handles.push(handle.clone());
+            let service = service.clone();
+            servers.spawn(async move {
+                let server = axum_server::from_tcp(listener)
+                    .map_err(|source| ServeError { address, source })?;
+                server
+                    .handle(handle)
+                    .serve(service)
+                    .await
+                    .map_err(|source| ServeError { address, source })
+            });
+        }
+        let mut quit = self.shutdown.clone();
+        let failure = tokio::select! {
+            () = stop => None,
+            _ = quit.wait_for(|quit| *quit) => None,
+            Some(result) = servers.join_next() => result.ok().and_then(Result::err),
+        };
+        for handle in &handles {
+            handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        }
+        while let Some(result) = servers.join_next().await {
+            if let Ok(Err(err)) = result {
+                tracing::error!(err = %err, "HTTP server failed while stopping");
+            }
+        }
+        tracing::info!("HTTP server stopped");
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// `path.Join(prefix, path)` as Go computes it: joined with `/`, cleaned, trailing `/` dropped.
+fn join_path(prefix: &str, path: &str) -> String {
+    let joined = match (prefix.is_empty(), path.is_empty()) {
+        (true, _) => path.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) => format!("{prefix}/{path}"),
+    };
+    if joined.is_empty() {
+        return String::new();
+    }
+    let absolute = joined.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    let body = parts.join("/");
+    if absolute { format!("/{body}") } else { body }
+}
+
+/// Binds one `--web.listen-address` value the way Go's `net.Listen("tcp", ...)` reads it:
+/// `:port` is every address, IPv4 and IPv6; a host name binds its first address, IPv4 first.
+fn bind(address: &str) -> Result<TcpListener, StartError> {
+    let invalid = |reason: &str| StartError::ListenAddress {
+        address: address.to_string(),
+        reason: reason.to_string(),
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("missing port"))?;
+    let port: u16 = port.parse().map_err(|_| invalid("invalid port"))?;
+    let bind_error = |source| StartError::Bind {
+        address: address.to_string(),
+        source,
+    };
+    if host.is_empty() {
+        // Dual-stack where IPv6 exists, IPv4 only where it does not.
+        let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
+        return listen(any6, true)
+            .or_else(|_| listen(SocketAddr::from(([0, 0, 0, 0], port)), false))
+            .map_err(bind_error);
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut candidates: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| invalid(&e.to_string()))?
+        .collect();
+    candidates.sort_by_key(|a| a.is_ipv6());
+    let first = candidates
+        .first()
+        .ok_or_else(|| invalid("host has no address"))?;
+    listen(*first, false).map_err(bind_error)
+}
+
+fn listen(address: SocketAddr, dual_stack: bool) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    if dual_stack {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(err = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("received SIGINT/SIGTERM; exiting gracefully...");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_path_join() {
+        assert_eq!(join_path("", "/metrics"), "/metrics");
+        assert_eq!(join_path("", "/foo/"), "/foo");
+        assert_eq!(join_path("/pg", "/metrics"), "/pg/metrics");
+        assert_eq!(join_path("/pg", "metrics"), "/pg/metrics");
+        assert_eq!(join_path("", "metrics"), "metrics");
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert!(bind("127.0.0.1:0").is_ok());
+        assert!(bind("[::1]:0").is_ok() || bind("localhost:0").is_ok());
+        assert!(matches!(
+            bind("9091"),
+            Err(StartError::ListenAddress { .. })
+        ));
+        assert!(matches!(
+            bind("127.0.0.1:x"),
+            Err(StartError::ListenAddress { .. })
+        ));
+        let taken = bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        assert!(matches!(
+            bind(&format!("127.0.0.1:{port}")),
+            Err(StartError::Bind { .. })
+        ));
+    }
+}

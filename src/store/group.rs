@@ -1,0 +1,219 @@
+//! Groups: the metrics pushed under one grouping key, stored compactly and never changed in
+//! place. A push builds a new group from the old one, so a scrape that holds the old one keeps
+//! a consistent view without any lock.
+
+use prost::Message;
+
+use super::consistency::{GroupChange, Index, SeriesId, series_id};
+use crate::model::proto::{Metric, MetricType};
+use crate::model::{GroupingKey, HelpText, MetricName, Timestamp};
+
+/// Identifies one incarnation of a group: a group deleted and pushed again gets a new id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupId(pub u64);
+
+/// One family as a group holds it. Its metrics live in the group's shared buffer.
+#[derive(Debug, Clone)]
+pub struct StoredFamily {
+    pub name: MetricName,
+    pub help: Option<HelpText>,
+    pub kind: MetricType,
+    /// When the push that last wrote this family arrived.
+    pub pushed_at: Timestamp,
+    /// Whether all label names are legacy-valid (then no escaping scheme changes the metrics).
+    pub legacy_label_names: bool,
+    start: u32,
+    len: u32,
+}
+
+/// The largest amount of encoded metrics one group may hold (offsets are 32-bit).
+pub const MAX_GROUP_BYTES: usize = u32::MAX as usize;
+
+/// A group's buffer did not decode. The buffer is written by this process only, so this means a
+/// bug, never bad input; readers skip what they cannot decode instead of failing a scrape.
+#[derive(Debug, thiserror::Error)]
+pub enum CorruptMetrics {
+    #[error("unexpected field {0} in stored metrics")]
+    UnexpectedField(u32),
+    #[error("truncated stored metric")]
+    Truncated,
+    #[error(transparent)]
+    Decode(#[from] prost::DecodeError),
+}
+
+#[derive(Debug)]
+pub struct Group {
+    key: GroupingKey,
+    id: GroupId,
+    /// Sorted by name; includes the two timestamp gauges.
+    families: Box<[StoredFamily]>,
+    /// The metrics of all families, each family's part encoded as repeated
+    /// `MetricFamily.metric` fields.
+    data: Box<[u8]>,
+}
+
+impl Group {
+    pub fn key(&self) -> &GroupingKey {
+        &self.key
+    }
+
+    pub fn id(&self) -> GroupId {
+        self.id
+    }
+
+    pub fn families(&self) -> &[StoredFamily] {
+        &self.families
+    }
+
+    pub fn family(&self, name: &str) -> Option<&StoredFamily> {
+        self.families
+            .binary_search_by(|f| (*f.name).cmp(name))
+            .ok()
+            .map(|i| &self.families[i])
+    }
+
+    /// The encoded metrics of one of this group's families.
+    pub fn metric_bytes(&self, family: &StoredFamily) -> &[u8] {
+        let start = family.start as usize;
+        &self.data[start..start + family.len as usize]
+    }
+
+    /// Decodes the metrics of one of this group's families.
+    pub fn metrics(&self, family: &StoredFamily) -> MetricIter<'_> {
+        MetricIter {
+            rest: self.metric_bytes(family),
+        }
+    }
+
+    /// The series identities of one of this group's families, recomputed from the metrics.
+    pub fn series_ids<'a>(
+        &'a self,
+        family: &'a StoredFamily,
+    ) -> impl Iterator<Item = SeriesId> + 'a {
+        self.metrics(family)
+            .flatten()
+            .map(move |m| series_id(&family.name, &m.label))
+    }
+
+    /// The value of one of the timestamp gauges (0 if the group lacks it).
+    pub fn gauge_value(&self, name: &str) -> f64 {
+        self.family(name)
+            .and_then(|f| self.metrics(f).flatten().next())
+            .and_then(|m| m.gauge.and_then(|g| g.value))
+            .unwrap_or(0.0)
+    }
+
+    /// How many bytes of metrics the group will hold after `change`.
+    pub fn size_after(change: &GroupChange<'_>) -> usize {
+        let kept: usize = change
+            .current
+            .map(|g| {
+                g.families
+                    .iter()
+                    .filter(|f| !change.drops_current(&f.name))
+                    .map(|f| f.len as usize)
+                    .sum()
+            })
+            .unwrap_or(0);
+        kept + change
+            .families
+            .iter()
+            .map(|f| f.encoded.len())
+            .sum::<usize>()
+    }
+
+    /// Builds the group that results from `change` (a new group with `key` and `id` when
+    /// there is no current one), stamping written families with `now`.
+    pub fn build(
+        key: &GroupingKey,
+        id: GroupId,
+        change: &GroupChange<'_>,
+        now: Timestamp,
+        index: &Index,
+    ) -> Group {
+        let kept: Vec<&StoredFamily> = change
+            .current
+            .map(|g| {
+                g.families
+                    .iter()
+                    .filter(|f| !change.drops_current(&f.name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let written = change.families;
+        let size = Self::size_after(change);
+        let mut data = Vec::with_capacity(size);
+        let mut families = Vec::with_capacity(kept.len() + written.len());
+        if let Some(current) = change.current {
+            for family in kept {
+                let start = data.len();
+                data.extend_from_slice(current.metric_bytes(family));
+                families.push(StoredFamily {
+                    start: start as u32,
+                    ..family.clone()
+                });
+            }
+        }
+        for family in written {
+            let start = data.len();
+            data.extend_from_slice(&family.encoded);
+            families.push(StoredFamily {
+                name: index.intern_name(&family.name),
+                help: family
+                    .help
+                    .as_deref()
+                    .map(|h| index.intern_help(&family.name, h)),
+                kind: family.kind,
+                pushed_at: now,
+                legacy_label_names: family.legacy_label_names,
+                start: start as u32,
+                len: family.encoded.len() as u32,
+            });
+        }
+        families.sort_by(|a, b| a.name.cmp(&b.name));
+        Group {
+            key: key.clone(),
+            id,
+            families: families.into_boxed_slice(),
+            data: data.into_boxed_slice(),
+        }
+    }
+
+    /// Approximate heap bytes this group holds (for tests and capacity metrics).
+    pub fn encoded_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Decodes a family's metrics one by one from the group's buffer.
+pub struct MetricIter<'a> {
+    rest: &'a [u8],
+}
+
+impl Iterator for MetricIter<'_> {
+    type Item = Result<Metric, CorruptMetrics>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let result = (|| {
+            let (tag, _) = prost::encoding::decode_key(&mut self.rest)?;
+            if tag != crate::model::proto::METRIC_FAMILY_METRIC_TAG {
+                return Err(CorruptMetrics::UnexpectedField(tag));
+            }
+            let len = prost::encoding::decode_varint(&mut self.rest)? as usize;
+            if len > self.rest.len() {
+                return Err(CorruptMetrics::Truncated);
+            }
+            let (message, rest) = self.rest.split_at(len);
+            self.rest = rest;
+            Ok(Metric::decode(message)?)
+        })();
+        if result.is_err() {
+            // The buffer is our own encoding; if it is ever damaged, stop rather than loop.
+            self.rest = &[];
+        }
+        Some(result)
+    }
+}

@@ -1,0 +1,124 @@
+//! Snapshots: what a scrape or an API call sees, frozen at one moment.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use imbl::OrdMap;
+
+use super::consistency::{GroupChange, Index, OwnFamily};
+use super::errors::{Inconsistencies, Inconsistency};
+use super::group::{Group, GroupId, StoredFamily};
+use super::prepare::PreparedFamily;
+use crate::model::{GroupingKey, HelpText, MetricName, MetricType};
+
+#[derive(Clone)]
+pub struct Snapshot {
+    generation: u64,
+    groups: OrdMap<GroupingKey, Arc<Group>>,
+}
+
+/// All groups' families of one name, as a scrape shows them: one family, its metrics taken
+/// group by group in grouping-key order.
+pub struct MergedFamily<'a> {
+    pub name: &'a MetricName,
+    pub kind: MetricType,
+    /// The first help text in grouping-key order. Upstream takes whichever group its map
+    /// iteration happens to visit first; this rule gives the same answer on every scrape.
+    pub help: Option<&'a HelpText>,
+    pub parts: Vec<(&'a Group, &'a StoredFamily)>,
+}
+
+impl Snapshot {
+    pub(super) fn new(generation: u64, groups: OrdMap<GroupingKey, Arc<Group>>) -> Self {
+        Snapshot { generation, groups }
+    }
+
+    /// Changes whenever the store changes.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Groups in grouping-key order.
+    pub fn groups(&self) -> impl Iterator<Item = &Arc<Group>> {
+        self.groups.values()
+    }
+
+    pub fn group(&self, key: &GroupingKey) -> Option<&Arc<Group>> {
+        self.groups.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Families merged across groups, sorted by name. Families without metrics are stored (the
+    /// API shows them) but not part of a scrape.
+    pub fn merged_families(&self) -> Vec<MergedFamily<'_>> {
+        let mut merged: BTreeMap<&str, MergedFamily<'_>> = BTreeMap::new();
+        for group in self.groups.values() {
+            for family in group.families() {
+                if group.metric_bytes(family).is_empty() {
+                    continue;
+                }
+                let entry = merged.entry(&family.name).or_insert_with(|| MergedFamily {
+                    name: &family.name,
+                    kind: family.kind,
+                    help: None,
+                    parts: Vec::new(),
+                });
+                if entry.help.is_none() {
+                    entry.help = family.help.as_ref();
+                }
+                entry.parts.push((group, family));
+            }
+        }
+        merged.into_values().collect()
+    }
+}
+
+/// Checks every group of a snapshot as if they were pushed one after the other into an empty
+/// store, with the same rules a checked push meets.
+pub(super) fn validate(snapshot: &Snapshot, own: &[OwnFamily]) -> Inconsistencies {
+    let mut index = Index::new(own, true);
+    let mut problems = Inconsistencies::default();
+    for (n, group) in snapshot.groups().enumerate() {
+        let mut families = Vec::with_capacity(group.families().len());
+        for family in group.families() {
+            let mut metrics = Vec::new();
+            for metric in group.metrics(family) {
+                match metric {
+                    Ok(metric) => metrics.push(metric),
+                    Err(err) => problems.push(Inconsistency::Corrupt {
+                        family: family.name.to_string(),
+                        reason: err.to_string(),
+                    }),
+                }
+            }
+            let prepared = PreparedFamily::new(
+                &family.name,
+                family.help.as_deref().map(str::to_string),
+                family.kind,
+                metrics,
+                true,
+            );
+            families.push(prepared);
+        }
+        let change = GroupChange {
+            current: None,
+            families: &families,
+            replace_all: true,
+            kept_on_replace: &[],
+        };
+        problems.0.extend(index.check(&change).0);
+        let id = GroupId(n as u64 + 1);
+        for family in &families {
+            let name = index.intern_name(&family.name);
+            index.add_family(id, &name, family.kind, None, &family.series);
+        }
+    }
+    problems
+}

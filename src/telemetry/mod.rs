@@ -1,0 +1,324 @@
+//! The gateway's own metrics: build information, HTTP request counts, push latency and size,
+//! and the standard process metrics. They are merged into every scrape, and pushed families
+//! must not contradict them.
+//!
+//! prometheus-client is not used here: its encoders speak OpenMetrics only, while these
+//! families must come out in the text format 0.0.4 and in Prometheus' protobuf, and must take
+//! part in the same consistency rules as pushed families. A few atomics and locks do the job.
+
+pub mod process;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::model::proto::{
+    Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary,
+};
+use crate::store::OwnFamily;
+
+pub const BUILD_INFO: &str = "pushgateway_build_info";
+pub const HTTP_REQUESTS: &str = "pushgateway_http_requests_total";
+pub const PUSH_DURATION: &str = "pushgateway_http_push_duration_seconds";
+pub const PUSH_SIZE: &str = "pushgateway_http_push_size_bytes";
+
+const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
+    (
+        BUILD_INFO,
+        MetricType::Gauge,
+        "A metric with a constant '1' value labeled by version, revision, branch, rustversion and target from which pushgateway was built, and whether it is a FIPS build.",
+    ),
+    (
+        PUSH_DURATION,
+        MetricType::Summary,
+        "HTTP request duration for pushes to the Pushgateway.",
+    ),
+    (
+        PUSH_SIZE,
+        MetricType::Summary,
+        "HTTP request size for pushes to the Pushgateway.",
+    ),
+    (
+        HTTP_REQUESTS,
+        MetricType::Counter,
+        "Total HTTP requests processed by the Pushgateway, excluding scrapes.",
+    ),
+];
+
+/// Quantiles of the push summaries, as upstream's objectives.
+const QUANTILES: [f64; 3] = [0.1, 0.5, 0.9];
+/// Summaries describe the last ten minutes, as upstream's do.
+const SUMMARY_MAX_AGE: Duration = Duration::from_secs(600);
+/// Observations kept per summary, so that a burst of pushes cannot grow memory.
+const SUMMARY_MAX_SAMPLES: usize = 2048;
+
+/// What the binary was built from.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub revision: &'static str,
+    pub branch: &'static str,
+    pub build_user: &'static str,
+    pub build_date: &'static str,
+    pub rust_version: &'static str,
+    pub target: &'static str,
+    pub fips: bool,
+}
+
+impl BuildInfo {
+    pub fn current() -> Self {
+        BuildInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            revision: env!("PUSHGATEWAY_REVISION"),
+            branch: env!("PUSHGATEWAY_BRANCH"),
+            build_user: env!("PUSHGATEWAY_BUILD_USER"),
+            build_date: env!("PUSHGATEWAY_BUILD_DATE"),
+            rust_version: env!("PUSHGATEWAY_RUSTC_VERSION"),
+            target: env!("PUSHGATEWAY_TARGET"),
+            fips: false,
+        }
+    }
+
+    /// The `--version` text, shaped like upstream's.
+    pub fn version_text(&self) -> String {
+        format!(
+            "pushgateway, version {} (branch: {}, revision: {})\n  build user:       {}\n  build date:       {}\n  rust version:     {}\n  platform:         {}\n  fips:             {}\n",
+            self.version,
+            self.branch,
+            self.revision,
+            self.build_user,
+            self.build_date,
+            self.rust_version,
+            self.target,
+            self.fips
+        )
+    }
+}
+
+pub struct Telemetry {
+    build: BuildInfo,
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    push_duration: Mutex<BTreeMap<&'static str, WindowedSummary>>,
+    push_size: Mutex<BTreeMap<&'static str, WindowedSummary>>,
+}
+
+impl Telemetry {
+    pub fn new(build: BuildInfo) -> Self {
+        Telemetry {
+            build,
+            requests: Mutex::default(),
+            push_duration: Mutex::default(),
+            push_size: Mutex::default(),
+        }
+    }
+
+    pub fn build(&self) -> &BuildInfo {
+        &self.build
+    }
+
+    /// Every family the gateway exposes about itself, whether or not it has values yet.
+    pub fn own_families() -> Vec<OwnFamily> {
+        GATEWAY_FAMILIES
+            .iter()
+            .chain(process::FAMILIES)
+            .map(|&(name, kind, help)| OwnFamily { name, kind, help })
+            .collect()
+    }
+
+    /// Counts one answered request; `method` is lower-case as upstream labels it.
+    pub fn count_request(&self, handler: &'static str, method: &'static str, code: u16) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *requests.entry((handler, method, code)).or_default() += 1;
+    }
+
+    /// Records one push (`put` or `post`), successful or not.
+    pub fn observe_push(&self, method: &'static str, seconds: f64, size_bytes: f64) {
+        let now = Instant::now();
+        for (summaries, value) in [
+            (&self.push_duration, seconds),
+            (&self.push_size, size_bytes),
+        ] {
+            let mut summaries = summaries.lock().unwrap_or_else(|p| p.into_inner());
+            summaries.entry(method).or_default().observe(now, value);
+        }
+    }
+
+    /// The current values, families sorted by name; families without values are left out.
+    pub fn collect(&self) -> Vec<MetricFamily> {
+        let mut families = vec![self.build_info()];
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let request_metrics: Vec<Metric> = requests
+            .iter()
+            .map(|(&(handler, method, code), &count)| Metric {
+                label: vec![
+                    LabelPair::new("code", code.to_string()),
+                    LabelPair::new("handler", handler),
+                    LabelPair::new("method", method),
+                ],
+                counter: Some(Counter {
+                    value: Some(count as f64),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        drop(requests);
+        families.push(family(HTTP_REQUESTS, request_metrics));
+        let now = Instant::now();
+        for (name, summaries) in [
+            (PUSH_DURATION, &self.push_duration),
+            (PUSH_SIZE, &self.push_size),
+        ] {
+            let mut summaries = summaries.lock().unwrap_or_else(|p| p.into_inner());
+            let metrics = summaries
+                .iter_mut()
+                .map(|(method, summary)| Metric {
+                    label: vec![LabelPair::new("method", *method)],
+                    summary: Some(summary.snapshot(now)),
+                    ..Default::default()
+                })
+                .collect();
+            families.push(family(name, metrics));
+        }
+        families.extend(process::collect());
+        families.retain(|f| !f.metric.is_empty());
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        families
+    }
+
+    fn build_info(&self) -> MetricFamily {
+        let b = &self.build;
+        let labels = [
+            ("branch", b.branch),
+            ("fips", if b.fips { "true" } else { "false" }),
+            ("revision", b.revision),
+            ("rustversion", b.rust_version),
+            ("target", b.target),
+            ("version", b.version),
+        ];
+        family(
+            BUILD_INFO,
+            vec![Metric {
+                label: labels.iter().map(|(n, v)| LabelPair::new(*n, *v)).collect(),
+                gauge: Some(Gauge { value: Some(1.0) }),
+                ..Default::default()
+            }],
+        )
+    }
+}
+
+fn family(name: &str, metrics: Vec<Metric>) -> MetricFamily {
+    let (kind, help) = GATEWAY_FAMILIES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, kind, help)| (*kind, *help))
+        .unwrap_or((MetricType::Untyped, ""));
+    MetricFamily {
+        name: Some(name.to_string()),
+        help: Some(help.to_string()),
+        r#type: Some(kind as i32),
+        metric: metrics,
+        unit: None,
+    }
+}
+
+/// A summary over a sliding window: exact quantiles of the recent observations, and a count and
+/// sum over all time.
+#[derive(Default)]
+struct WindowedSummary {
+    recent: VecDeque<(Instant, f64)>,
+    count: u64,
+    sum: f64,
+}
+
+impl WindowedSummary {
+    fn observe(&mut self, now: Instant, value: f64) {
+        self.count += 1;
+        self.sum += value;
+        if self.recent.len() == SUMMARY_MAX_SAMPLES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((now, value));
+    }
+
+    fn snapshot(&mut self, now: Instant) -> Summary {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > SUMMARY_MAX_AGE)
+        {
+            self.recent.pop_front();
+        }
+        let mut values: Vec<f64> = self.recent.iter().map(|(_, v)| *v).collect();
+        values.sort_by(f64::total_cmp);
+        let quantile = |q: f64| -> f64 {
+            if values.is_empty() {
+                return f64::NAN;
+            }
+            let rank = (q * values.len() as f64).ceil() as usize;
+            values[rank.clamp(1, values.len()) - 1]
+        };
+        Summary {
+            sample_count: Some(self.count),
+            sample_sum: Some(self.sum),
+            quantile: QUANTILES
+                .iter()
+                .map(|&q| Quantile {
+                    quantile: Some(q),
+                    value: Some(quantile(q)),
+                })
+                .collect(),
+            created_timestamp: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_sorted_families_with_values_only() {
+        let telemetry = Telemetry::new(BuildInfo::current());
+        let names: Vec<String> = telemetry
+            .collect()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        assert!(names.contains(&BUILD_INFO.to_string()));
+        assert!(
+            !names.contains(&HTTP_REQUESTS.to_string()),
+            "no requests yet"
+        );
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+
+        telemetry.count_request("push", "put", 200);
+        telemetry.count_request("push", "put", 200);
+        telemetry.observe_push("put", 0.002, 300.0);
+        let families = telemetry.collect();
+        let requests = families.iter().find(|f| f.name() == HTTP_REQUESTS).unwrap();
+        assert_eq!(
+            requests.metric[0].counter.as_ref().unwrap().value,
+            Some(2.0)
+        );
+        let duration = families.iter().find(|f| f.name() == PUSH_DURATION).unwrap();
+        let summary = duration.metric[0].summary.as_ref().unwrap();
+        assert_eq!(summary.sample_count, Some(1));
+        assert_eq!(summary.quantile[1].value, Some(0.002));
+    }
+
+    #[test]
+    fn summary_window_forgets_old_observations_but_not_the_count() {
+        let mut summary = WindowedSummary::default();
+        let start = Instant::now();
+        summary.observe(start, 10.0);
+        let later = start + SUMMARY_MAX_AGE + Duration::from_secs(1);
+        summary.observe(later, 1.0);
+        let s = summary.snapshot(later);
+        assert_eq!(s.sample_count, Some(2));
+        assert_eq!(s.sample_sum, Some(11.0));
+        assert!(s.quantile.iter().all(|q| q.value == Some(1.0)));
+    }
+}

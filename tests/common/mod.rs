@@ -1,0 +1,210 @@
+//! Shared test support: a real gateway on 127.0.0.1:0 inside the test's runtime, and an HTTP
+//! client that sends paths exactly as written (no normalisation), so that URL edge cases reach
+//! the server untouched.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use pushgateway::cli::Cli;
+use pushgateway::model::proto::MetricFamily;
+use pushgateway::server::Gateway;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const PROTOBUF: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestGateway {
+    /// Starts a gateway with these flags (the listen address is added).
+    pub async fn start(flags: &[&str]) -> TestGateway {
+        let mut args = vec!["pushgateway", "--web.listen-address=127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        let cli = Cli::try_parse_from(args).expect("valid flags");
+        let gateway = Gateway::new(&cli).expect("gateway starts");
+        let addr = gateway.local_addrs()[0];
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            gateway
+                .serve(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serves");
+        });
+        TestGateway {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task ends cleanly");
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Response {
+        send(self.addr, method, path, headers, body.into()).await
+    }
+
+    pub async fn put(&self, path: &str, body: &str) -> Response {
+        self.request("PUT", path, &[], body.to_string()).await
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> Response {
+        self.request("POST", path, &[], body.to_string()).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request("DELETE", path, &[], Bytes::new()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], Bytes::new()).await
+    }
+
+    /// The text exposition without the gateway's own families.
+    pub async fn pushed_metrics(&self) -> String {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status, 200, "scrape failed: {}", response.text());
+        strip_own_families(&response.text())
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Sends one request on a fresh connection.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Response {
+    let stream = TcpStream::connect(addr).await.expect("connects");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body)).expect("valid request");
+    let response = sender.send_request(request).await.expect("response");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Drops the families the gateway exposes about itself (`process_*`, `pushgateway_*`).
+pub fn strip_own_families(exposition: &str) -> String {
+    let mut out = String::new();
+    for line in exposition.lines() {
+        let name = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+            .unwrap_or(line);
+        if name.starts_with("process_") || name.starts_with("pushgateway_") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Replaces the values of `push_time_seconds` and `push_failure_time_seconds` that are not 0
+/// by `<time>`, so that expositions can be compared exactly.
+pub fn mask_times(exposition: &str) -> String {
+    exposition
+        .lines()
+        .map(|line| {
+            let is_time = line.starts_with("push_time_seconds")
+                || line.starts_with("push_failure_time_seconds");
+            match line.rsplit_once(' ') {
+                Some((series, value)) if is_time && value != "0" => format!("{series} <time>\n"),
+                _ => format!("{line}\n"),
+            }
+        })
+        .collect()
+}
+
+/// Encodes families as a delimited protobuf body.
+pub fn protobuf_body(families: &[MetricFamily]) -> Bytes {
+    use prost::Message;
+    let mut out = Vec::new();
+    for family in families {
+        family.encode_length_delimited(&mut out).expect("encodes");
+    }
+    out.into()
+}
+
+/// Decodes a delimited protobuf scrape.
+pub fn decode_protobuf(mut body: &[u8]) -> Vec<MetricFamily> {
+    use prost::Message;
+    let mut families = Vec::new();
+    while !body.is_empty() {
+        families.push(MetricFamily::decode_length_delimited(&mut body).expect("valid protobuf"));
+    }
+    families
+}
