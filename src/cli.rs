@@ -172,6 +172,46 @@ impl Cli {
     }
 }
 
+/// A command-line error worded as upstream's kingpin words it
+/// (`pushgateway: error: unknown long flag '--bogus', try --help`), for operators and scripts
+/// that know those messages.
+pub fn usage_error(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let argument = context(ContextKind::InvalidArg);
+    let flag = argument.split([' ', '=']).next().unwrap_or_default();
+    let value = context(ContextKind::InvalidValue);
+    let message = match err.kind() {
+        ErrorKind::UnknownArgument if argument.starts_with("--") => {
+            format!("unknown long flag '{flag}'")
+        }
+        ErrorKind::UnknownArgument if argument.starts_with('-') => {
+            format!("unknown short flag '{flag}'")
+        }
+        ErrorKind::UnknownArgument => format!("unexpected {argument}"),
+        ErrorKind::InvalidValue if value.is_empty() => {
+            format!("expected argument for flag '{flag}'")
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            match std::error::Error::source(err) {
+                Some(reason) => reason.to_string(),
+                None => format!("unexpected {value}"),
+            }
+        }
+        _ => err
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string(),
+    };
+    format!("pushgateway: error: {message}, try --help")
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogLevel {
     Debug,
@@ -497,6 +537,43 @@ mod tests {
         assert_eq!(format_go_duration(Duration::from_millis(300)), "300ms");
         assert_eq!(format_go_duration(Duration::ZERO), "0s");
         assert_eq!(format_go_duration(Duration::from_secs(3600)), "1h0m0s");
+    }
+
+    #[test]
+    fn errors_read_like_kingpins() {
+        let error = |args: &[&str]| {
+            let mut full = vec!["pushgateway"];
+            full.extend_from_slice(args);
+            usage_error(&Cli::try_parse_from(full).unwrap_err())
+        };
+        assert_eq!(
+            error(&["--bogus"]),
+            "pushgateway: error: unknown long flag '--bogus', try --help"
+        );
+        assert_eq!(
+            error(&["--bogus=1"]),
+            "pushgateway: error: unknown long flag '--bogus', try --help"
+        );
+        assert_eq!(
+            error(&["foo"]),
+            "pushgateway: error: unexpected foo, try --help"
+        );
+        assert_eq!(
+            error(&["--log.level=foo"]),
+            "pushgateway: error: unrecognized log level \"foo\", try --help"
+        );
+        assert_eq!(
+            error(&["--persistence.interval=abc"]),
+            "pushgateway: error: time: invalid duration \"abc\", try --help"
+        );
+        assert_eq!(
+            error(&["--log.level"]),
+            "pushgateway: error: expected argument for flag '--log.level', try --help"
+        );
+        assert_eq!(
+            error(&["--web.enable-lifecycle=maybe"]),
+            "pushgateway: error: unexpected maybe, try --help"
+        );
     }
 
     #[test]

@@ -6,14 +6,13 @@ use pushgateway::cli::Cli;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            // Help goes to stdout and succeeds; bad flags fail with status 1, as upstream.
-            return if err.use_stderr() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            };
+        Err(err) if err.use_stderr() => {
+            eprintln!("{}", pushgateway::cli::usage_error(&err));
+            return ExitCode::FAILURE;
+        }
+        Err(help) => {
+            let _ = help.print();
+            return ExitCode::SUCCESS;
         }
     };
     if cli.version {

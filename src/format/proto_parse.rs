@@ -3,18 +3,27 @@
 
 use prost::Message;
 
-use crate::model::proto::MetricFamily;
+use crate::model::proto::{MetricFamily, MetricType};
 
+/// Why a protobuf body was refused, worded like Go's protobuf errors where they exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtoParseError {
-    /// The body ends inside a length prefix or a message (upstream's wording).
+    /// The body ends inside a length prefix or a message.
     #[error("unexpected EOF")]
     UnexpectedEof,
-    #[error("proto: {0}")]
-    Invalid(String),
+    #[error("invalid varint32 encountered")]
+    InvalidLength,
+    #[error("proto: cannot parse invalid wire-format data")]
+    Invalid,
     /// Upstream stores such a family and then fails every scrape; refusing it is kinder.
     #[error("proto: metric family without a name")]
     MissingName,
+    /// Likewise for a type the text format cannot show.
+    #[error(
+        "proto: unknown metric type {kind} for family {}",
+        crate::format::go::quote(family)
+    )]
+    UnknownType { family: String, kind: i32 },
 }
 
 /// Parses a push body. A family name given twice keeps its last family, as upstream's map does;
@@ -22,18 +31,36 @@ pub enum ProtoParseError {
 pub fn parse_delimited(mut input: &[u8]) -> Result<Vec<MetricFamily>, ProtoParseError> {
     let mut families: Vec<MetricFamily> = Vec::new();
     while !input.is_empty() {
-        let len = prost::encoding::decode_varint(&mut input)
-            .map_err(|_| ProtoParseError::UnexpectedEof)?;
-        let len = usize::try_from(len).map_err(|_| ProtoParseError::UnexpectedEof)?;
+        let len = prost::encoding::decode_varint(&mut input).map_err(|_| {
+            // A varint cut off by the end of the body, or one longer than a varint can be.
+            let truncated = input.len() < 10 && input.iter().all(|b| b & 0x80 != 0);
+            if truncated {
+                ProtoParseError::UnexpectedEof
+            } else {
+                ProtoParseError::InvalidLength
+            }
+        })?;
+        let len = usize::try_from(len).map_err(|_| ProtoParseError::InvalidLength)?;
         if len > input.len() {
             return Err(ProtoParseError::UnexpectedEof);
         }
         let (message, rest) = input.split_at(len);
         input = rest;
-        let family =
-            MetricFamily::decode(message).map_err(|e| ProtoParseError::Invalid(e.to_string()))?;
+        let family = MetricFamily::decode(message).map_err(|e| {
+            if e.to_string().contains("buffer underflow") {
+                ProtoParseError::UnexpectedEof
+            } else {
+                ProtoParseError::Invalid
+            }
+        })?;
         if family.name().is_empty() {
             return Err(ProtoParseError::MissingName);
+        }
+        if let Some(kind) = family.r#type.filter(|t| MetricType::try_from(*t).is_err()) {
+            return Err(ProtoParseError::UnknownType {
+                family: family.name().to_string(),
+                kind,
+            });
         }
         match families.iter_mut().find(|f| f.name == family.name) {
             Some(existing) => *existing = family,
@@ -46,7 +73,7 @@ pub fn parse_delimited(mut input: &[u8]) -> Result<Vec<MetricFamily>, ProtoParse
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::proto::{Gauge, Metric, MetricType};
+    use crate::model::proto::{Gauge, Metric};
 
     fn family(name: &str, value: f64) -> MetricFamily {
         MetricFamily {
@@ -86,11 +113,33 @@ mod tests {
                 "cut at {cut}"
             );
         }
-        assert!(matches!(
+        assert_eq!(
             parse_delimited(&[3, 0xff, 0xff, 0xff]),
-            Err(ProtoParseError::Invalid(_))
-        ));
+            Err(ProtoParseError::Invalid)
+        );
+        assert_eq!(
+            parse_delimited(&[0xff, 0xff]),
+            Err(ProtoParseError::UnexpectedEof)
+        );
+        assert_eq!(
+            parse_delimited(&[0xff; 11]),
+            Err(ProtoParseError::InvalidLength)
+        );
+        // A string field cut short inside the message.
+        assert_eq!(
+            parse_delimited(&[2, 0x0a, 5]),
+            Err(ProtoParseError::UnexpectedEof)
+        );
         let unnamed = encode(&[MetricFamily::default()]);
         assert_eq!(parse_delimited(&unnamed), Err(ProtoParseError::MissingName));
+        let mut odd_type = family("ut", 1.0);
+        odd_type.r#type = Some(9);
+        assert_eq!(
+            parse_delimited(&encode(&[odd_type])),
+            Err(ProtoParseError::UnknownType {
+                family: "ut".into(),
+                kind: 9
+            })
+        );
     }
 }
