@@ -252,7 +252,7 @@ fn parse_log_level(value: &str) -> Result<LogLevel, String> {
         "info" => Ok(LogLevel::Info),
         "warn" => Ok(LogLevel::Warn),
         "error" => Ok(LogLevel::Error),
-        _ => Err(format!("unrecognized log level {value:?}")),
+        _ => Err(format!("unrecognized log level {value}")),
     }
 }
 
@@ -260,7 +260,7 @@ fn parse_log_format(value: &str) -> Result<LogFormat, String> {
     match value {
         "logfmt" => Ok(LogFormat::Logfmt),
         "json" => Ok(LogFormat::Json),
-        _ => Err(format!("unrecognized log format {value:?}")),
+        _ => Err(format!("unrecognized log format {value}")),
     }
 }
 
@@ -560,7 +560,7 @@ mod tests {
         );
         assert_eq!(
             error(&["--log.level=foo"]),
-            "pushgateway: error: unrecognized log level \"foo\", try --help"
+            "pushgateway: error: unrecognized log level foo, try --help"
         );
         assert_eq!(
             error(&["--persistence.interval=abc"]),

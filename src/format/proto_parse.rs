@@ -11,7 +11,7 @@ pub enum ProtoParseError {
     /// The body ends inside a length prefix or a message.
     #[error("unexpected EOF")]
     UnexpectedEof,
-    #[error("invalid varint32 encountered")]
+    #[error("proto: variable length integer overflow")]
     InvalidLength,
     #[error("proto: cannot parse invalid wire-format data")]
     Invalid,
@@ -46,13 +46,7 @@ pub fn parse_delimited(mut input: &[u8]) -> Result<Vec<MetricFamily>, ProtoParse
         }
         let (message, rest) = input.split_at(len);
         input = rest;
-        let family = MetricFamily::decode(message).map_err(|e| {
-            if e.to_string().contains("buffer underflow") {
-                ProtoParseError::UnexpectedEof
-            } else {
-                ProtoParseError::Invalid
-            }
-        })?;
+        let family = MetricFamily::decode(message).map_err(|_| ProtoParseError::Invalid)?;
         if family.name().is_empty() {
             return Err(ProtoParseError::MissingName);
         }
@@ -125,10 +119,10 @@ mod tests {
             parse_delimited(&[0xff; 11]),
             Err(ProtoParseError::InvalidLength)
         );
-        // A string field cut short inside the message.
+        // A string field that runs past the end of its message.
         assert_eq!(
             parse_delimited(&[2, 0x0a, 5]),
-            Err(ProtoParseError::UnexpectedEof)
+            Err(ProtoParseError::Invalid)
         );
         let unnamed = encode(&[MetricFamily::default()]);
         assert_eq!(parse_delimited(&unnamed), Err(ProtoParseError::MissingName));
