@@ -12,6 +12,7 @@ pub mod model;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod web_config;
 
 /// Runs the gateway for a parsed command line until it is told to stop.
 pub async fn run(cli: cli::Cli) -> Result<(), Box<dyn std::error::Error>> {
@@ -26,7 +27,7 @@ pub async fn run(cli: cli::Cli) -> Result<(), Box<dyn std::error::Error>> {
         version = build.version,
         revision = build.revision,
         listen = %addresses.join(","),
-        tls = false,
+        tls = gateway.tls(),
         fips = build.fips,
         persistence_file = %cli.persistence_file,
         "starting pushgateway"

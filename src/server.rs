@@ -14,6 +14,7 @@ use crate::http::router::Router;
 use crate::http::{self, AppState, Options};
 use crate::store::Store;
 use crate::telemetry::{BuildInfo, Telemetry};
+use crate::web_config::{Acceptor, WebSecurity};
 
 /// How long a graceful shutdown waits for requests in flight before it closes connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -31,6 +32,11 @@ pub enum StartError {
     TelemetryPath(String),
     #[error("{flag} is not supported by this build yet")]
     Unsupported { flag: &'static str },
+    #[error("invalid --web.config.file {path:?}: {source}")]
+    WebConfig {
+        path: String,
+        source: crate::web_config::WebConfigError,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,16 +50,12 @@ pub struct ServeError {
 pub struct Gateway {
     state: Arc<AppState>,
     listeners: Vec<TcpListener>,
+    security: Option<Arc<WebSecurity>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Gateway {
     pub fn new(cli: &Cli) -> Result<Gateway, StartError> {
-        if !cli.web_config_file.is_empty() {
-            return Err(StartError::Unsupported {
-                flag: "--web.config.file",
-            });
-        }
         if !cli.persistence_file.is_empty() {
             return Err(StartError::Unsupported {
                 flag: "--persistence.file",
@@ -64,6 +66,20 @@ impl Gateway {
         if !telemetry_path.starts_with('/') {
             return Err(StartError::TelemetryPath(cli.telemetry_path.clone()));
         }
+        let telemetry = Arc::new(Telemetry::new(BuildInfo::current()));
+        let security = if cli.web_config_file.is_empty() {
+            None
+        } else {
+            let path = std::path::Path::new(&cli.web_config_file);
+            Some(
+                WebSecurity::start(path, telemetry.clone()).map_err(|source| {
+                    StartError::WebConfig {
+                        path: cli.web_config_file.clone(),
+                        source,
+                    }
+                })?,
+            )
+        };
         let mut listeners = Vec::new();
         for address in &cli.listen_addresses {
             listeners.push(bind(address)?);
@@ -73,7 +89,7 @@ impl Gateway {
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
         let state = Arc::new(AppState {
             store: Store::new(&own_families, !cli.disable_consistency_check),
-            telemetry: Telemetry::new(BuildInfo::current()),
+            telemetry,
             router: Router::new(&prefix, &telemetry_path),
             exposition: ExpositionCache::default(),
             own_families,
@@ -87,6 +103,7 @@ impl Gateway {
         Ok(Gateway {
             state,
             listeners,
+            security,
             shutdown,
         })
     }
@@ -103,26 +120,39 @@ impl Gateway {
         &self.state
     }
 
+    /// Whether the listeners speak TLS.
+    pub fn tls(&self) -> bool {
+        self.security.as_ref().is_some_and(|s| s.tls_enabled())
+    }
+
     /// Serves until `stop` completes or `/-/quit` is called, then shuts down gracefully:
     /// listeners close, requests in flight finish (up to a grace period).
     pub async fn serve(self, stop: impl Future<Output = ()>) -> Result<(), ServeError> {
-        let service =
-            http::service(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let service = http::service(self.state.clone(), self.security.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let acceptor = Acceptor::new(self.security.clone(), self.state.telemetry.clone());
+        let tls = self.tls();
+        let http2 = tls && self.security.as_ref().is_some_and(|s| s.http2());
+        let watcher = self.security.clone().map(|s| tokio::spawn(s.watch()));
         let mut servers = tokio::task::JoinSet::new();
         let mut handles = Vec::new();
         for listener in self.listeners {
             let address = listener
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-            tracing::info!(address = %address, tls = false, "Listening on");
+            tracing::info!(address = %address, tls, http2, "Listening on");
             let handle = axum_server::Handle::new();
             handles.push(handle.clone());
             let service = service.clone();
+            let acceptor = acceptor.clone();
             servers.spawn(async move {
                 let server = axum_server::from_tcp(listener)
-                    .map_err(|source| ServeError { address, source })?;
+                    .map_err(|source| ServeError { address, source })?
+                    .acceptor(acceptor)
+                    .handle(handle);
+                // As Go's server: HTTP/2 only over TLS, where ALPN negotiates it.
+                let server = if http2 { server } else { server.http1_only() };
                 server
-                    .handle(handle)
                     .serve(service)
                     .await
                     .map_err(|source| ServeError { address, source })
@@ -141,6 +171,9 @@ impl Gateway {
             if let Ok(Err(err)) = result {
                 tracing::error!(err = %err, "HTTP server failed while stopping");
             }
+        }
+        if let Some(watcher) = watcher {
+            watcher.abort();
         }
         tracing::info!("HTTP server stopped");
         failure.map_or(Ok(()), Err)

@@ -23,6 +23,7 @@ use crate::format::exposition::ExpositionCache;
 use crate::model::NameValidation;
 use crate::store::{OwnFamily, Store};
 use crate::telemetry::Telemetry;
+use crate::web_config::WebSecurity;
 use router::{Endpoint, Router, Routing};
 
 /// Settings the handlers need.
@@ -36,7 +37,7 @@ pub struct Options {
 /// Everything a request can reach.
 pub struct AppState {
     pub store: Store,
-    pub telemetry: Telemetry,
+    pub telemetry: Arc<Telemetry>,
     pub router: Router,
     pub exposition: ExpositionCache,
     /// The gateway's own families, sorted by name.
@@ -46,9 +47,17 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
-/// The service every listener serves.
-pub fn service(state: Arc<AppState>) -> axum::Router {
-    axum::Router::new().fallback(dispatch).with_state(state)
+/// The service every listener serves; behind the web configuration's guard (rate limit,
+/// basic auth, headers) when one is given.
+pub fn service(state: Arc<AppState>, security: Option<Arc<WebSecurity>>) -> axum::Router {
+    let router = axum::Router::new().fallback(dispatch).with_state(state);
+    match security {
+        Some(security) => router.layer(axum::middleware::from_fn_with_state(
+            security,
+            crate::web_config::guard,
+        )),
+        None => router,
+    }
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {

@@ -19,8 +19,15 @@ use crate::store::OwnFamily;
 
 pub const BUILD_INFO: &str = "pushgateway_build_info";
 pub const HTTP_REQUESTS: &str = "pushgateway_http_requests_total";
+pub const HTTP_REJECTED: &str = "pushgateway_http_requests_rejected_total";
 pub const PUSH_DURATION: &str = "pushgateway_http_push_duration_seconds";
 pub const PUSH_SIZE: &str = "pushgateway_http_push_size_bytes";
+pub const TLS_CONNECTIONS: &str = "pushgateway_tls_connections_total";
+pub const TLS_HANDSHAKE_ERRORS: &str = "pushgateway_tls_handshake_errors_total";
+pub const WEB_CONFIG_RELOADS: &str = "pushgateway_web_config_reloads_total";
+pub const WEB_CONFIG_LAST_RELOAD_OK: &str = "pushgateway_web_config_last_reload_successful";
+pub const WEB_CONFIG_LAST_RELOAD_TIME: &str =
+    "pushgateway_web_config_last_reload_success_timestamp_seconds";
 
 const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
     (
@@ -39,11 +46,44 @@ const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
         "HTTP request size for pushes to the Pushgateway.",
     ),
     (
+        HTTP_REJECTED,
+        MetricType::Counter,
+        "HTTP requests refused before reaching a handler, by reason (rate_limited, unauthorized).",
+    ),
+    (
         HTTP_REQUESTS,
         MetricType::Counter,
         "Total HTTP requests processed by the Pushgateway, excluding scrapes.",
     ),
+    (
+        TLS_CONNECTIONS,
+        MetricType::Counter,
+        "TLS connections established, by negotiated protocol version, cipher suite and key exchange group.",
+    ),
+    (
+        TLS_HANDSHAKE_ERRORS,
+        MetricType::Counter,
+        "TLS handshakes that failed, including plain HTTP sent to a TLS listener.",
+    ),
+    (
+        WEB_CONFIG_LAST_RELOAD_OK,
+        MetricType::Gauge,
+        "Whether the last reload of the web configuration file succeeded (1) or was refused (0).",
+    ),
+    (
+        WEB_CONFIG_LAST_RELOAD_TIME,
+        MetricType::Gauge,
+        "Time of the last successful load of the web configuration file.",
+    ),
+    (
+        WEB_CONFIG_RELOADS,
+        MetricType::Counter,
+        "Reloads of the web configuration file after it or a file it names changed, by result.",
+    ),
 ];
+
+/// Label pairs of one series of the gateway's own metrics.
+type Labels = Vec<(&'static str, String)>;
 
 /// Quantiles of the push summaries, as upstream's objectives.
 const QUANTILES: [f64; 3] = [0.1, 0.5, 0.9];
@@ -97,7 +137,8 @@ impl BuildInfo {
 
 pub struct Telemetry {
     build: BuildInfo,
-    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    /// Counters and gauges by family name and labels.
+    values: Mutex<BTreeMap<(&'static str, Labels), f64>>,
     push_duration: Mutex<BTreeMap<&'static str, WindowedSummary>>,
     push_size: Mutex<BTreeMap<&'static str, WindowedSummary>>,
 }
@@ -106,7 +147,7 @@ impl Telemetry {
     pub fn new(build: BuildInfo) -> Self {
         Telemetry {
             build,
-            requests: Mutex::default(),
+            values: Mutex::default(),
             push_duration: Mutex::default(),
             push_size: Mutex::default(),
         }
@@ -114,6 +155,28 @@ impl Telemetry {
 
     pub fn build(&self) -> &BuildInfo {
         &self.build
+    }
+
+    /// Adds one to a counter series.
+    pub fn increment(&self, family: &'static str, labels: &[(&'static str, &str)]) {
+        let key = (
+            family,
+            labels.iter().map(|(n, v)| (*n, v.to_string())).collect(),
+        );
+        *self.lock_values().entry(key).or_default() += 1.0;
+    }
+
+    /// Sets a gauge series.
+    pub fn set(&self, family: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        let key = (
+            family,
+            labels.iter().map(|(n, v)| (*n, v.to_string())).collect(),
+        );
+        self.lock_values().insert(key, value);
+    }
+
+    fn lock_values(&self) -> std::sync::MutexGuard<'_, BTreeMap<(&'static str, Labels), f64>> {
+        self.values.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every family the gateway exposes about itself, whether or not it has values yet.
@@ -127,8 +190,11 @@ impl Telemetry {
 
     /// Counts one answered request; `method` is lower-case as upstream labels it.
     pub fn count_request(&self, handler: &'static str, method: &'static str, code: u16) {
-        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        *requests.entry((handler, method, code)).or_default() += 1;
+        let code = code.to_string();
+        self.increment(
+            HTTP_REQUESTS,
+            &[("code", &code), ("handler", handler), ("method", method)],
+        );
     }
 
     /// Records one push (`put` or `post`), successful or not.
@@ -146,24 +212,39 @@ impl Telemetry {
     /// The current values, families sorted by name; families without values are left out.
     pub fn collect(&self) -> Vec<MetricFamily> {
         let mut families = vec![self.build_info()];
-        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        let request_metrics: Vec<Metric> = requests
-            .iter()
-            .map(|(&(handler, method, code), &count)| Metric {
-                label: vec![
-                    LabelPair::new("code", code.to_string()),
-                    LabelPair::new("handler", handler),
-                    LabelPair::new("method", method),
-                ],
-                counter: Some(Counter {
-                    value: Some(count as f64),
-                    ..Default::default()
-                }),
+        let mut by_family: BTreeMap<&'static str, Vec<Metric>> = BTreeMap::new();
+        for ((name, labels), value) in self.lock_values().iter() {
+            let kind = GATEWAY_FAMILIES
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .map_or(MetricType::Untyped, |(_, kind, _)| *kind);
+            let mut metric = Metric {
+                label: labels
+                    .iter()
+                    .map(|(n, v)| LabelPair::new(*n, v.clone()))
+                    .collect(),
                 ..Default::default()
-            })
-            .collect();
-        drop(requests);
-        families.push(family(HTTP_REQUESTS, request_metrics));
+            };
+            match kind {
+                MetricType::Counter => {
+                    metric.counter = Some(Counter {
+                        value: Some(*value),
+                        ..Default::default()
+                    })
+                }
+                _ => {
+                    metric.gauge = Some(Gauge {
+                        value: Some(*value),
+                    })
+                }
+            }
+            by_family.entry(name).or_default().push(metric);
+        }
+        families.extend(
+            by_family
+                .into_iter()
+                .map(|(name, metrics)| family(name, metrics)),
+        );
         let now = Instant::now();
         for (name, summaries) in [
             (PUSH_DURATION, &self.push_duration),

@@ -208,3 +208,4 @@ pub fn decode_protobuf(mut body: &[u8]) -> Vec<MetricFamily> {
     }
     families
 }
+pub mod tls;

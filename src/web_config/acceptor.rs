@@ -1,0 +1,249 @@
+//! Accepting connections: plain TCP, or TLS with the configuration in service at that moment.
+//! A plain HTTP request on a TLS listener gets a 400 answer (as Go's server gives it) instead
+//! of a hanging handshake, and the client certificate of a TLS connection travels with every
+//! request on it.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum_server::accept::Accept;
+use http::Request;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use super::WebSecurity;
+use super::identity::{CertificateIdentity, ClientCertificate};
+use crate::telemetry::{self, Telemetry};
+
+/// How long a client may take to send its first bytes and finish the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Go's answer to an HTTP request on an HTTPS port, byte for byte.
+const PLAIN_HTTP_ANSWER: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The client certificate of the connection a request came on, as a request extension.
+#[derive(Clone, Debug, Default)]
+pub struct ClientCertificateInfo(pub Option<Arc<ClientCertificate>>);
+
+#[derive(Clone)]
+pub struct Acceptor {
+    security: Option<Arc<WebSecurity>>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Acceptor {
+    pub fn new(security: Option<Arc<WebSecurity>>, telemetry: Arc<Telemetry>) -> Self {
+        Acceptor {
+            security,
+            telemetry,
+        }
+    }
+
+    async fn accept_tls(
+        &self,
+        stream: TcpStream,
+        config: Arc<rustls::ServerConfig>,
+        verifies_clients: bool,
+    ) -> io::Result<(Connection, ClientCertificateInfo)> {
+        let mut first = [0u8; 1];
+        let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no data from client"))??;
+        if peeked == 1 && first[0] != TLS_HANDSHAKE_RECORD {
+            self.telemetry
+                .increment(telemetry::TLS_HANDSHAKE_ERRORS, &[]);
+            let mut stream = stream;
+            let _ = stream.write_all(PLAIN_HTTP_ANSWER).await;
+            let _ = stream.shutdown().await;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "plain HTTP request on a TLS listener",
+            ));
+        }
+        let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(err)) => {
+                self.telemetry
+                    .increment(telemetry::TLS_HANDSHAKE_ERRORS, &[]);
+                tracing::debug!(err = %err, "TLS handshake failed");
+                return Err(err);
+            }
+            Err(_) => {
+                self.telemetry
+                    .increment(telemetry::TLS_HANDSHAKE_ERRORS, &[]);
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "TLS handshake timed out",
+                ));
+            }
+        };
+        let (_, session) = tls.get_ref();
+        let version = session
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown");
+        let suite = session
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("unknown");
+        let group = session
+            .negotiated_key_exchange_group()
+            .and_then(|g| g.name().as_str())
+            .unwrap_or("none");
+        self.telemetry.increment(
+            telemetry::TLS_CONNECTIONS,
+            &[
+                ("cipher_suite", suite),
+                ("group", group),
+                ("version", version),
+            ],
+        );
+        let certificate = session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(CertificateIdentity::from_der)
+            .map(|identity| {
+                Arc::new(ClientCertificate {
+                    identity,
+                    verified: verifies_clients,
+                })
+            });
+        Ok((
+            Connection::Tls(Box::new(tls)),
+            ClientCertificateInfo(certificate),
+        ))
+    }
+}
+
+impl<S> Accept<TcpStream, S> for Acceptor
+where
+    S: Send + 'static,
+{
+    type Stream = Connection;
+    type Service = WithClientCertificate<S>;
+    type Future =
+        Pin<Box<dyn Future<Output = io::Result<(Connection, WithClientCertificate<S>)>> + Send>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let acceptor = self.clone();
+        Box::pin(async move {
+            // Go sets TCP_NODELAY on every connection; small answers must not wait for ACKs.
+            stream.set_nodelay(true)?;
+            let tls = acceptor.security.as_ref().and_then(|s| s.tls());
+            let (connection, certificate) = match tls {
+                Some((config, verifies_clients)) => {
+                    acceptor
+                        .accept_tls(stream, config, verifies_clients)
+                        .await?
+                }
+                None => (Connection::Plain(stream), ClientCertificateInfo::default()),
+            };
+            Ok((
+                connection,
+                WithClientCertificate {
+                    inner: service,
+                    certificate,
+                },
+            ))
+        })
+    }
+}
+
+/// A connection as the HTTP server sees it.
+pub enum Connection {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Connection::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Connection::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Connection::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Connection::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Connection::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Connection::Plain(s) => s.is_write_vectored(),
+            Connection::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(s) => Pin::new(s).poll_flush(cx),
+            Connection::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Connection::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Adds the connection's client certificate to every request.
+#[derive(Clone)]
+pub struct WithClientCertificate<S> {
+    inner: S,
+    certificate: ClientCertificateInfo,
+}
+
+impl<S, B> tower::Service<Request<B>> for WithClientCertificate<S>
+where
+    S: tower::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        request.extensions_mut().insert(self.certificate.clone());
+        self.inner.call(request)
+    }
+}
