@@ -99,6 +99,22 @@ pub struct Cli {
     #[arg(long = "push.max-body-size", value_name = "SIZE", default_value = "64MiB", value_parser = parse_byte_size)]
     pub max_body_bytes: u64,
 
+    /// Leave out TLS key exchange groups with ML-KEM, whose FIPS validation is still pending
+    /// in the AWS-LC module (post-quantum key exchange is then off). Ours; not an upstream flag.
+    #[arg(long = "tls.fips-strict", value_name = "BOOL", num_args = 0..=1, default_value = "false", default_missing_value = "true", overrides_with = "no_fips_strict")]
+    pub tls_fips_strict: bool,
+    #[arg(
+        long = "no-tls.fips-strict",
+        hide = true,
+        overrides_with = "tls_fips_strict"
+    )]
+    no_fips_strict: bool,
+
+    /// Print a hash of the password read from standard input for `basic_auth_users`, and exit:
+    /// pbkdf2-sha256, pbkdf2-sha512 (FIPS-approved) or bcrypt. Ours; not an upstream flag.
+    #[arg(long = "hash-password", value_name = "ALGORITHM", value_parser = ["pbkdf2-sha256", "pbkdf2-sha512", "bcrypt"])]
+    pub hash_password: Option<String>,
+
     /// Only log messages with the given severity or above: debug, info, warn, error.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", value_parser = parse_log_level)]
     pub log_level: LogLevel,
@@ -161,6 +177,7 @@ impl Cli {
             ),
             ("push.enable-utf8-names", self.enable_utf8_names.to_string()),
             ("push.max-body-size", self.max_body_bytes.to_string()),
+            ("tls.fips-strict", self.tls_fips_strict.to_string()),
             ("web.config.file", self.web_config_file.clone()),
             ("web.enable-admin-api", self.enable_admin_api.to_string()),
             ("web.enable-lifecycle", self.enable_lifecycle.to_string()),

@@ -5,6 +5,7 @@
 //! and scrapes read snapshots of the store that `format::exposition` renders.
 
 pub mod cli;
+pub mod fips;
 pub mod format;
 pub mod http;
 pub mod logging;
@@ -29,6 +30,7 @@ pub async fn run(cli: cli::Cli) -> Result<(), Box<dyn std::error::Error>> {
         listen = %addresses.join(","),
         tls = gateway.tls(),
         fips = build.fips,
+        crypto_module = %build.crypto_module,
         persistence_file = %cli.persistence_file,
         "starting pushgateway"
     );

@@ -14,7 +14,7 @@ use crate::http::router::Router;
 use crate::http::{self, AppState, Options};
 use crate::store::Store;
 use crate::telemetry::{BuildInfo, Telemetry};
-use crate::web_config::{Acceptor, WebSecurity};
+use crate::web_config::{Acceptor, TlsPolicy, WebSecurity};
 
 /// How long a graceful shutdown waits for requests in flight before it closes connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -32,6 +32,8 @@ pub enum StartError {
     TelemetryPath(String),
     #[error("{flag} is not supported by this build yet")]
     Unsupported { flag: &'static str },
+    #[error(transparent)]
+    Fips(#[from] crate::fips::NotInFipsMode),
     #[error("invalid --web.config.file {path:?}: {source}")]
     WebConfig {
         path: String,
@@ -66,19 +68,24 @@ impl Gateway {
         if !telemetry_path.starts_with('/') {
             return Err(StartError::TelemetryPath(cli.telemetry_path.clone()));
         }
+        crate::fips::check_module()?;
         let telemetry = Arc::new(Telemetry::new(BuildInfo::current()));
+        telemetry.set(crate::telemetry::TLS_FIPS_MODE, &[], 0.0);
         let security = if cli.web_config_file.is_empty() {
             None
         } else {
             let path = std::path::Path::new(&cli.web_config_file);
-            Some(
-                WebSecurity::start(path, telemetry.clone()).map_err(|source| {
+            let policy = TlsPolicy {
+                fips_strict: cli.tls_fips_strict,
+            };
+            let security =
+                WebSecurity::start(path, policy, telemetry.clone()).map_err(|source| {
                     StartError::WebConfig {
                         path: cli.web_config_file.clone(),
                         source,
                     }
-                })?,
-            )
+                })?;
+            Some(security)
         };
         let mut listeners = Vec::new();
         for address in &cli.listen_addresses {

@@ -24,6 +24,7 @@ pub const PUSH_DURATION: &str = "pushgateway_http_push_duration_seconds";
 pub const PUSH_SIZE: &str = "pushgateway_http_push_size_bytes";
 pub const TLS_CONNECTIONS: &str = "pushgateway_tls_connections_total";
 pub const TLS_HANDSHAKE_ERRORS: &str = "pushgateway_tls_handshake_errors_total";
+pub const TLS_FIPS_MODE: &str = "pushgateway_tls_fips_mode";
 pub const WEB_CONFIG_RELOADS: &str = "pushgateway_web_config_reloads_total";
 pub const WEB_CONFIG_LAST_RELOAD_OK: &str = "pushgateway_web_config_last_reload_successful";
 pub const WEB_CONFIG_LAST_RELOAD_TIME: &str =
@@ -33,7 +34,7 @@ const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
     (
         BUILD_INFO,
         MetricType::Gauge,
-        "A metric with a constant '1' value labeled by version, revision, branch, rustversion and target from which pushgateway was built, and whether it is a FIPS build.",
+        "A metric with a constant '1' value labeled by version, revision, branch, rustversion and target from which pushgateway was built, whether it is a FIPS build, and the cryptographic module it links.",
     ),
     (
         PUSH_DURATION,
@@ -59,6 +60,11 @@ const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
         TLS_CONNECTIONS,
         MetricType::Counter,
         "TLS connections established, by negotiated protocol version, cipher suite and key exchange group.",
+    ),
+    (
+        TLS_FIPS_MODE,
+        MetricType::Gauge,
+        "1 when every listener serves TLS through the FIPS-validated module in FIPS mode, else 0.",
     ),
     (
         TLS_HANDSHAKE_ERRORS,
@@ -103,6 +109,8 @@ pub struct BuildInfo {
     pub rust_version: &'static str,
     pub target: &'static str,
     pub fips: bool,
+    /// The cryptographic module linked, e.g. `AWS-LC FIPS module 3 (AWS-LC 3.6.0)`.
+    pub crypto_module: String,
 }
 
 impl BuildInfo {
@@ -115,23 +123,29 @@ impl BuildInfo {
             build_date: env!("PUSHGATEWAY_BUILD_DATE"),
             rust_version: env!("PUSHGATEWAY_RUSTC_VERSION"),
             target: env!("PUSHGATEWAY_TARGET"),
-            fips: false,
+            fips: crate::fips::BUILD,
+            crypto_module: crate::fips::module(),
         }
     }
 
     /// The `--version` text, shaped like upstream's.
     pub fn version_text(&self) -> String {
-        format!(
-            "pushgateway, version {} (branch: {}, revision: {})\n  build user:       {}\n  build date:       {}\n  rust version:     {}\n  platform:         {}\n  fips:             {}\n",
-            self.version,
-            self.branch,
-            self.revision,
-            self.build_user,
-            self.build_date,
-            self.rust_version,
-            self.target,
-            self.fips
-        )
+        let rows = [
+            ("build user", self.build_user.to_string()),
+            ("build date", self.build_date.to_string()),
+            ("rust version", self.rust_version.to_string()),
+            ("platform", self.target.to_string()),
+            ("fips", self.fips.to_string()),
+            ("crypto module", self.crypto_module.clone()),
+        ];
+        let mut text = format!(
+            "pushgateway, version {} (branch: {}, revision: {})\n",
+            self.version, self.branch, self.revision
+        );
+        for (name, value) in rows {
+            text.push_str(&format!("  {:<18}{value}\n", format!("{name}:")));
+        }
+        text
     }
 }
 
@@ -271,6 +285,7 @@ impl Telemetry {
         let b = &self.build;
         let labels = [
             ("branch", b.branch),
+            ("crypto_module", b.crypto_module.as_str()),
             ("fips", if b.fips { "true" } else { "false" }),
             ("revision", b.revision),
             ("rustversion", b.rust_version),

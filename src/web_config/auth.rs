@@ -1,7 +1,8 @@
-//! `basic_auth_users`: password hashes, and checking credentials against them without letting
-//! a burst of logins stall the server.
+//! `basic_auth_users`: password hashes (bcrypt, and PBKDF2-HMAC-SHA256/-SHA512 in passlib's
+//! format, verified through aws-lc-rs; a FIPS build accepts only PBKDF2), and checking
+//! credentials against them without letting a burst of logins stall the server.
 //!
-//! bcrypt is deliberately slow, so results are cached: the cache key is a SHA-256 digest of
+//! Password hashing is deliberately slow, so results are cached: the cache key is a SHA-256 digest of
 //! the length-prefixed user name, stored hash and password (so no two different triples can
 //! share a key, the flaw behind CVE-2022-46146, and no password is kept in memory), and the
 //! value is whether they matched. Checks run on blocking threads, at most one per CPU at a
@@ -23,49 +24,238 @@ const CACHE_CAPACITY: usize = 1024;
 /// The configured users and their password hashes.
 #[derive(Debug)]
 pub struct Users {
-    hashes: HashMap<String, String>,
+    hashes: HashMap<String, PasswordHash>,
     /// Checked for unknown users, so that they take as long as known ones.
-    dummy: String,
+    dummy: Option<PasswordHash>,
 }
 
 impl Users {
-    pub fn none() -> Users {
-        Users {
-            hashes: HashMap::new(),
-            dummy: String::new(),
-        }
-    }
-
     /// Validates every hash (in user name order, as the file is read).
     pub fn parse(users: &BTreeMap<String, String>) -> Result<Users, WebConfigError> {
-        let mut costs: BTreeMap<u32, usize> = BTreeMap::new();
-        for (user, hash) in users {
-            let cost = bcrypt_cost(hash).map_err(|reason| WebConfigError::PasswordHash {
-                user: user.clone(),
-                reason,
-            })?;
-            *costs.entry(cost).or_default() += 1;
+        let mut hashes = HashMap::new();
+        let mut costs: BTreeMap<(Scheme, u32), usize> = BTreeMap::new();
+        for (user, text) in users {
+            let hash =
+                PasswordHash::parse(text).map_err(|reason| WebConfigError::PasswordHash {
+                    user: user.clone(),
+                    reason,
+                })?;
+            *costs.entry(hash.scheme_and_cost()).or_default() += 1;
+            hashes.insert(user.clone(), hash);
         }
-        if users.is_empty() {
-            return Ok(Users::none());
-        }
-        // The most common cost (the lower one on a tie) stands for a typical user.
-        let cost = costs
+        // The most common scheme and cost (the cheaper one on a tie) stands for a typical user.
+        let typical = costs
             .iter()
-            .max_by_key(|(cost, count)| (**count, std::cmp::Reverse(**cost)))
-            .map_or(bcrypt::DEFAULT_COST, |(cost, _)| *cost);
-        let dummy = bcrypt::hash("not a password anyone has", cost).map_err(|e| {
-            WebConfigError::Tls(format!("cannot make the dummy password hash: {e}"))
-        })?;
-        Ok(Users {
-            hashes: users.clone().into_iter().collect(),
-            dummy,
-        })
+            .max_by_key(|(key, count)| (**count, std::cmp::Reverse(**key)))
+            .map(|(key, _)| *key);
+        let dummy = match typical {
+            Some((scheme, cost)) => Some(PasswordHash::dummy(scheme, cost).map_err(|reason| {
+                WebConfigError::PasswordHash {
+                    user: String::new(),
+                    reason,
+                }
+            })?),
+            None => None,
+        };
+        Ok(Users { hashes, dummy })
     }
 
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
     }
+}
+
+/// The password hash schemes `basic_auth_users` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Scheme {
+    Bcrypt,
+    Pbkdf2Sha256,
+    Pbkdf2Sha512,
+}
+
+/// PBKDF2 iterations `--hash-password` uses (OWASP's 2023 recommendations).
+const PBKDF2_SHA256_ITERATIONS: u32 = 600_000;
+const PBKDF2_SHA512_ITERATIONS: u32 = 210_000;
+/// The least a PBKDF2 hash may have (SP 800-132: salt of 128 bits, at least 1,000 iterations;
+/// a key of 128 bits).
+const PBKDF2_MIN_ITERATIONS: u32 = 1_000;
+const PBKDF2_MIN_SALT_BYTES: usize = 16;
+const PBKDF2_MIN_KEY_BYTES: usize = 16;
+
+/// One password hash, as written in the file (the text is kept for the cache key).
+#[derive(Debug, Clone)]
+struct PasswordHash {
+    text: String,
+    kind: HashKind,
+}
+
+#[derive(Debug, Clone)]
+enum HashKind {
+    Bcrypt {
+        cost: u32,
+    },
+    /// passlib's format: `$pbkdf2-sha256$<iterations>$<salt>$<key>`, salt and key in "adapted
+    /// base64" (the standard alphabet with `.` for `+`, no padding).
+    Pbkdf2 {
+        scheme: Scheme,
+        iterations: std::num::NonZeroU32,
+        salt: Vec<u8>,
+        key: Vec<u8>,
+    },
+}
+
+impl PasswordHash {
+    fn parse(text: &str) -> Result<PasswordHash, String> {
+        let kind = if let Some(rest) = text.strip_prefix("$pbkdf2-sha256$") {
+            parse_pbkdf2(Scheme::Pbkdf2Sha256, rest)?
+        } else if let Some(rest) = text.strip_prefix("$pbkdf2-sha512$") {
+            parse_pbkdf2(Scheme::Pbkdf2Sha512, rest)?
+        } else {
+            let cost = bcrypt_cost(text)?;
+            if crate::fips::BUILD {
+                return Err(format!(
+                    "bcrypt hashes are not FIPS-approved and this is a FIPS build; make a PBKDF2 hash with: {HASH_HINT}"
+                ));
+            }
+            HashKind::Bcrypt { cost }
+        };
+        Ok(PasswordHash {
+            text: text.to_string(),
+            kind,
+        })
+    }
+
+    fn scheme_and_cost(&self) -> (Scheme, u32) {
+        match &self.kind {
+            HashKind::Bcrypt { cost } => (Scheme::Bcrypt, *cost),
+            HashKind::Pbkdf2 {
+                scheme, iterations, ..
+            } => (*scheme, iterations.get()),
+        }
+    }
+
+    /// A hash of a password nobody knows, with this scheme and cost.
+    fn dummy(scheme: Scheme, cost: u32) -> Result<PasswordHash, String> {
+        let secret = random_bytes::<32>()?;
+        let text = match scheme {
+            Scheme::Bcrypt => bcrypt::hash(secret, cost).map_err(|e| e.to_string())?,
+            Scheme::Pbkdf2Sha256 | Scheme::Pbkdf2Sha512 => pbkdf2_hash(scheme, cost, &secret)?,
+        };
+        PasswordHash::parse(&text)
+    }
+
+    /// Whether `password` matches. Slow by design: call it on a blocking thread.
+    fn verify(&self, password: &str) -> bool {
+        match &self.kind {
+            HashKind::Bcrypt { .. } => bcrypt::verify(password, &self.text).unwrap_or(false),
+            HashKind::Pbkdf2 {
+                scheme,
+                iterations,
+                salt,
+                key,
+            } => aws_lc_rs::pbkdf2::verify(
+                pbkdf2_algorithm(*scheme),
+                *iterations,
+                salt,
+                password.as_bytes(),
+                key,
+            )
+            .is_ok(),
+        }
+    }
+}
+
+const HASH_HINT: &str = "pushgateway --hash-password=pbkdf2-sha256 < file-with-the-password";
+
+fn parse_pbkdf2(scheme: Scheme, rest: &str) -> Result<HashKind, String> {
+    let format = "expected $pbkdf2-sha256$<iterations>$<salt>$<key> (passlib's format)";
+    let mut parts = rest.split('$');
+    let (Some(iterations), Some(salt), Some(key), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("malformed PBKDF2 hash: {format}"));
+    };
+    let iterations: u32 = iterations
+        .parse()
+        .map_err(|_| format!("malformed PBKDF2 iteration count {iterations:?}: {format}"))?;
+    let salt =
+        adapted_base64_decode(salt).ok_or_else(|| format!("malformed PBKDF2 salt: {format}"))?;
+    let key =
+        adapted_base64_decode(key).ok_or_else(|| format!("malformed PBKDF2 key: {format}"))?;
+    if iterations < PBKDF2_MIN_ITERATIONS {
+        return Err(format!(
+            "PBKDF2 needs at least {PBKDF2_MIN_ITERATIONS} iterations, this hash has {iterations}"
+        ));
+    }
+    if salt.len() < PBKDF2_MIN_SALT_BYTES {
+        return Err(format!(
+            "PBKDF2 needs a salt of at least {PBKDF2_MIN_SALT_BYTES} bytes, this hash has {}",
+            salt.len()
+        ));
+    }
+    if key.len() < PBKDF2_MIN_KEY_BYTES {
+        return Err(format!(
+            "PBKDF2 needs a key of at least {PBKDF2_MIN_KEY_BYTES} bytes, this hash has {}",
+            key.len()
+        ));
+    }
+    Ok(HashKind::Pbkdf2 {
+        scheme,
+        iterations: std::num::NonZeroU32::new(iterations).ok_or("zero iterations")?,
+        salt,
+        key,
+    })
+}
+
+fn pbkdf2_algorithm(scheme: Scheme) -> aws_lc_rs::pbkdf2::Algorithm {
+    match scheme {
+        Scheme::Pbkdf2Sha512 => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA512,
+        _ => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+    }
+}
+
+fn pbkdf2_hash(scheme: Scheme, iterations: u32, password: &[u8]) -> Result<String, String> {
+    let salt = random_bytes::<PBKDF2_MIN_SALT_BYTES>()?;
+    let iterations = std::num::NonZeroU32::new(iterations).ok_or("zero iterations")?;
+    let (name, mut key) = match scheme {
+        Scheme::Pbkdf2Sha512 => ("pbkdf2-sha512", vec![0u8; 64]),
+        _ => ("pbkdf2-sha256", vec![0u8; 32]),
+    };
+    aws_lc_rs::pbkdf2::derive(
+        pbkdf2_algorithm(scheme),
+        iterations,
+        &salt,
+        password,
+        &mut key,
+    );
+    Ok(format!(
+        "${name}${iterations}${}${}",
+        adapted_base64_encode(&salt),
+        adapted_base64_encode(&key)
+    ))
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut bytes = [0u8; N];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| "no random numbers available".to_string())?;
+    Ok(bytes)
+}
+
+fn adapted_base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .encode(bytes)
+        .replace('+', ".")
+}
+
+fn adapted_base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(text.replace('.', "+").trim_end_matches('='))
+        .ok()
 }
 
 /// The cost of a bcrypt hash, or why it is not one (Go's `bcrypt.Cost` messages).
@@ -87,6 +277,19 @@ fn bcrypt_cost(hash: &str) -> Result<u32, String> {
         ));
     }
     Ok(cost)
+}
+
+/// The `--hash-password` output: a hash of `password` for `basic_auth_users`.
+pub fn hash_password(algorithm: &str, password: &str) -> Result<String, String> {
+    match algorithm {
+        "pbkdf2-sha256" => pbkdf2_hash(Scheme::Pbkdf2Sha256, PBKDF2_SHA256_ITERATIONS, password.as_bytes()),
+        "pbkdf2-sha512" => pbkdf2_hash(Scheme::Pbkdf2Sha512, PBKDF2_SHA512_ITERATIONS, password.as_bytes()),
+        "bcrypt" if crate::fips::BUILD => Err(
+            "bcrypt is not FIPS-approved and this is a FIPS build; use pbkdf2-sha256 or pbkdf2-sha512".into(),
+        ),
+        "bcrypt" => bcrypt::hash(password, bcrypt::DEFAULT_COST).map_err(|e| e.to_string()),
+        other => Err(format!("unknown algorithm {other:?}")),
+    }
 }
 
 /// Checks credentials, remembering results across configuration reloads (a changed hash makes
@@ -115,11 +318,12 @@ impl Default for Authenticator {
 impl Authenticator {
     /// Whether `user` with `password` is one of `users`.
     pub async fn check(&self, users: &Users, user: &str, password: &str) -> bool {
-        let (hash, known) = match users.hashes.get(user) {
-            Some(hash) => (hash.as_str(), true),
-            None => (users.dummy.as_str(), false),
+        let (hash, known) = match (users.hashes.get(user), &users.dummy) {
+            (Some(hash), _) => (hash, true),
+            (None, Some(dummy)) => (dummy, false),
+            (None, None) => return false,
         };
-        let key = cache_key(user, hash, password);
+        let key = cache_key(user, &hash.text, password);
         let cell = self.cell(key);
         let permits = self.permits.clone();
         let matched = *cell
@@ -128,12 +332,10 @@ impl Authenticator {
                     return false;
                 };
                 let password = password.to_string();
-                let hash = hash.to_string();
-                tokio::task::spawn_blocking(move || {
-                    bcrypt::verify(password, &hash).unwrap_or(false)
-                })
-                .await
-                .unwrap_or(false)
+                let hash = hash.clone();
+                tokio::task::spawn_blocking(move || hash.verify(&password))
+                    .await
+                    .unwrap_or(false)
             })
             .await;
         matched && known
@@ -194,12 +396,55 @@ pub fn basic_credentials(headers: &http::HeaderMap) -> Option<(String, String)> 
 mod tests {
     use super::*;
 
+    /// Users with cheap PBKDF2 hashes (accepted by every build).
     fn users(pairs: &[(&str, &str)]) -> Users {
         let map = pairs
             .iter()
-            .map(|(u, p)| (u.to_string(), bcrypt::hash(p, 4).unwrap()))
+            .map(|(u, p)| {
+                (
+                    u.to_string(),
+                    pbkdf2_hash(Scheme::Pbkdf2Sha256, PBKDF2_MIN_ITERATIONS, p.as_bytes()).unwrap(),
+                )
+            })
             .collect();
         Users::parse(&map).unwrap()
+    }
+
+    #[cfg(not(feature = "fips"))]
+    #[test]
+    fn bcrypt_hashes_verify() {
+        let hash = PasswordHash::parse(&bcrypt::hash("alice123", 4).unwrap()).unwrap();
+        assert!(hash.verify("alice123"));
+        assert!(!hash.verify("alice1234"));
+    }
+
+    #[test]
+    fn pbkdf2_hashes() {
+        for algorithm in ["pbkdf2-sha256", "pbkdf2-sha512"] {
+            let text = hash_password(algorithm, "s3cret").unwrap();
+            assert!(text.starts_with(&format!("${algorithm}$")), "{text}");
+            let hash = PasswordHash::parse(&text).unwrap();
+            assert!(hash.verify("s3cret"));
+            assert!(!hash.verify("s3cret "));
+        }
+        // Hashes made by Python's passlib
+        // (pbkdf2_sha256.using(rounds=29000, salt=b"saltsaltsaltsalt").hash("password")).
+        for passlib in [
+            "$pbkdf2-sha256$29000$c2FsdHNhbHRzYWx0c2FsdA$7xwbY5rCP.qJhnvJ80W3FI7hSRg8wNnl3S9rczjVuCk",
+            "$pbkdf2-sha512$25000$c2FsdHNhbHRzYWx0c2FsdA$EkdKHGe4sOjpcyqUxy0aCmgL/1yGsJKsXejSYKXhLRsX414emkfeDL2hb.MRorp2fvhEuJxaG4k7DcKp2EdJQA",
+        ] {
+            let hash = PasswordHash::parse(passlib).unwrap();
+            assert!(hash.verify("password"), "{passlib}");
+            assert!(!hash.verify("Password"), "{passlib}");
+        }
+        for bad in [
+            "$pbkdf2-sha256$999$c2FsdHNhbHRzYWx0c2FsdA$7xwbY5rCP.qJhnvJ80W3FI7hSRg8wNnl3S9rczjVuCk",
+            "$pbkdf2-sha256$29000$c2FsdA$7xwbY5rCP.qJhnvJ80W3FI7hSRg8wNnl3S9rczjVuCk",
+            "$pbkdf2-sha256$29000$c2FsdHNhbHRzYWx0c2FsdA",
+            "$pbkdf2-sha256$x$c2FsdHNhbHRzYWx0c2FsdA$yAFN",
+        ] {
+            assert!(PasswordHash::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -209,8 +454,13 @@ mod tests {
             Users::parse(&bad).unwrap_err().to_string(),
             "crypto/bcrypt: hashedSecret too short to be a bcrypted password"
         );
-        assert_eq!(bcrypt_cost(&bcrypt::hash("x", 5).unwrap()), Ok(5));
-        assert!(bcrypt_cost(&format!("x{}", &bcrypt::hash("x", 4).unwrap()[1..])).is_err());
+        assert_eq!(
+            bcrypt_cost("$2b$10$t/LKdtcu5UzZlota5be60Ou7E20prlDAKR.Bvyw3PJCkXtS7bJT16"),
+            Ok(10)
+        );
+        assert!(
+            bcrypt_cost("x2b$10$t/LKdtcu5UzZlota5be60Ou7E20prlDAKR.Bvyw3PJCkXtS7bJT16").is_err()
+        );
     }
 
     #[tokio::test]
@@ -226,25 +476,26 @@ mod tests {
 
     #[tokio::test]
     async fn cache_keys_cannot_collide_by_concatenation() {
-        // CVE-2022-46146: "alice" + hash + "...fakepassword" must not equal
-        // "alice$2y$..." + hash + "fakepassword".
+        // CVE-2022-46146: with a key of user + hash + password concatenated, a failed login as
+        // "alice<hash>" with "fakepassword" would be remembered under the same key as "alice"
+        // with "<hash>fakepassword".
         let users = users(&[("alice", "alice123")]);
+        let hash = users.hashes["alice"].text.clone();
         let auth = Authenticator::default();
         assert!(
             !auth
-                .check(&users, &format!("alice{}", users.dummy), "fakepassword")
+                .check(&users, &format!("alice{hash}"), "fakepassword")
                 .await
         );
         assert!(
             !auth
-                .check(&users, "alice", &format!("{}fakepassword", users.dummy))
+                .check(&users, "alice", &format!("{hash}fakepassword"))
                 .await
         );
-        assert!(
-            !auth
-                .check(&users, "fakeuser", "not a password anyone has")
-                .await,
-            "the dummy password never passes"
+        assert!(auth.check(&users, "alice", "alice123").await);
+        assert_ne!(
+            cache_key(&format!("alice{hash}"), &hash, "fakepassword"),
+            cache_key("alice", &hash, &format!("{hash}fakepassword"))
         );
     }
 

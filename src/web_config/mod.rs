@@ -26,8 +26,9 @@ use axum::response::Response;
 use http::{HeaderName, HeaderValue, Request, StatusCode, header};
 
 pub use acceptor::{Acceptor, ClientCertificateInfo};
+pub use auth::hash_password;
 pub use identity::{CertificateIdentity, ClientCertificate, Identity};
-pub use tls::crypto_provider;
+pub use tls::{TlsPolicy, crypto_provider};
 
 use crate::model::Timestamp;
 use crate::telemetry::{self, Telemetry};
@@ -86,6 +87,10 @@ pub enum WebConfigError {
     Tls(String),
     #[error("{0} cannot change while the gateway runs; restart it to apply the change")]
     FixedAtStartUp(&'static str),
+    #[error("{setting}: {name} is not FIPS-approved, and this is a FIPS build")]
+    NotFipsApproved { setting: &'static str, name: String },
+    #[error("the TLS configuration does not run in FIPS mode, and this is a FIPS build")]
+    NotFips,
 }
 
 /// Go's wording of common file errors (`no such file or directory`), without Rust's
@@ -138,7 +143,10 @@ pub struct TlsState {
 impl WebConfig {
     /// Reads and checks the file, in upstream's order: YAML and the names in it, headers, user
     /// hashes, then TLS. Returns warnings about settings that cannot take effect.
-    pub fn load(path: &Path) -> Result<(WebConfig, Vec<String>), WebConfigError> {
+    pub fn load(
+        path: &Path,
+        policy: TlsPolicy,
+    ) -> Result<(WebConfig, Vec<String>), WebConfigError> {
         let content = std::fs::read_to_string(path).map_err(|e| {
             WebConfigError::Io(format!("open {}: {}", path.display(), go_io_error(&e)))
         })?;
@@ -162,7 +170,7 @@ impl WebConfig {
         let http2 = http.http2.unwrap_or(true);
         let mut warnings = Vec::new();
         let tls = if tls::is_enabled(&tls_file) {
-            let (server, tls_warnings) = tls::server_config(&tls_file, http2)?;
+            let (server, tls_warnings) = tls::server_config(&tls_file, http2, policy)?;
             warnings.extend(tls_warnings);
             let verifies_clients = matches!(
                 tls_file.client_auth_type.as_deref(),
@@ -198,6 +206,15 @@ impl WebConfig {
             },
             warnings,
         ))
+    }
+}
+
+impl WebConfig {
+    /// 1 when TLS is served in FIPS mode (a FIPS build, and rustls reports the configuration
+    /// as FIPS), else 0.
+    fn fips_gauge(&self) -> f64 {
+        let fips = crate::fips::BUILD && self.tls.as_ref().is_some_and(|t| t.server.fips());
+        f64::from(u8::from(fips))
     }
 }
 
@@ -246,6 +263,7 @@ fn stamp(path: &Path) -> Stamp {
 /// The web configuration in service, shared by the listeners and the request guard.
 pub struct WebSecurity {
     path: PathBuf,
+    policy: TlsPolicy,
     current: ArcSwap<WebConfig>,
     stamps: Mutex<Vec<(PathBuf, Stamp)>>,
     tls_enabled: bool,
@@ -259,9 +277,10 @@ impl WebSecurity {
     /// Loads the file for start-up; any error refuses start-up.
     pub fn start(
         path: &Path,
+        policy: TlsPolicy,
         telemetry: Arc<Telemetry>,
     ) -> Result<Arc<WebSecurity>, WebConfigError> {
-        let (config, warnings) = WebConfig::load(path)?;
+        let (config, warnings) = WebConfig::load(path, policy)?;
         for warning in &warnings {
             tracing::warn!(file = %path.display(), "{warning}");
         }
@@ -279,8 +298,10 @@ impl WebSecurity {
             &[],
             Timestamp::now().as_seconds_f64(),
         );
+        telemetry.set(telemetry::TLS_FIPS_MODE, &[], config.fips_gauge());
         Ok(Arc::new(WebSecurity {
             path: path.to_path_buf(),
+            policy,
             tls_enabled: config.tls.is_some(),
             http2: config.http2,
             current: ArcSwap::from_pointee(config),
@@ -328,7 +349,7 @@ impl WebSecurity {
         if !changed {
             return false;
         }
-        let result = WebConfig::load(&self.path).and_then(|(config, warnings)| {
+        let result = WebConfig::load(&self.path, self.policy).and_then(|(config, warnings)| {
             if config.tls.is_some() != self.tls_enabled {
                 return Err(WebConfigError::FixedAtStartUp("Switching TLS on or off"));
             }
@@ -349,6 +370,8 @@ impl WebSecurity {
                 for warning in &warnings {
                     tracing::warn!(file = %self.path.display(), "{warning}");
                 }
+                self.telemetry
+                    .set(telemetry::TLS_FIPS_MODE, &[], config.fips_gauge());
                 self.current.store(Arc::new(config));
                 tracing::info!(file = %self.path.display(), "web configuration reloaded");
                 self.telemetry

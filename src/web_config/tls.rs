@@ -23,10 +23,35 @@ use rustls::{
 use super::file::TlsServerConfig;
 use super::{WebConfigError, go_io_error};
 
-/// The cryptography every TLS configuration is built from.
+/// The cryptography every TLS configuration is built from: the FIPS module's provider in a
+/// FIPS build (no ChaCha20-Poly1305, no X25519), aws-lc-rs' default provider otherwise.
 pub fn crypto_provider() -> CryptoProvider {
-    rustls::crypto::aws_lc_rs::default_provider()
+    #[cfg(feature = "fips")]
+    {
+        rustls::crypto::default_fips_provider()
+    }
+    #[cfg(not(feature = "fips"))]
+    {
+        rustls::crypto::aws_lc_rs::default_provider()
+    }
 }
+
+/// Choices about TLS that come from the command line rather than the file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TlsPolicy {
+    /// `--tls.fips-strict`: leave out key exchange groups with ML-KEM, whose FIPS validation
+    /// is still pending in the AWS-LC module (rustls counts the hybrids as FIPS because their
+    /// first component is approved).
+    pub fips_strict: bool,
+}
+
+/// Names that name algorithms outside FIPS 140; a FIPS build refuses them.
+const NOT_FIPS_APPROVED: &[&str] = &[
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "X25519",
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ClientAuth {
@@ -130,11 +155,23 @@ pub fn check_names(tls: &TlsServerConfig) -> Result<(), WebConfigError> {
         if suite_by_go_name(suite, &provider).is_none() {
             return Err(WebConfigError::UnknownCipher(suite.clone()));
         }
+        check_fips_approved("cipher_suites", suite)?;
     }
     for curve in tls.curve_preferences.iter().flatten() {
         if group_by_go_name(curve).is_none() {
             return Err(WebConfigError::UnknownCurve(curve.clone()));
         }
+        check_fips_approved("curve_preferences", curve)?;
+    }
+    Ok(())
+}
+
+fn check_fips_approved(setting: &'static str, name: &str) -> Result<(), WebConfigError> {
+    if crate::fips::BUILD && NOT_FIPS_APPROVED.contains(&name) {
+        return Err(WebConfigError::NotFipsApproved {
+            setting,
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -164,6 +201,7 @@ fn non_empty(field: &Option<String>) -> Option<&str> {
 pub fn server_config(
     tls: &TlsServerConfig,
     http2: bool,
+    policy: TlsPolicy,
 ) -> Result<(ServerConfig, Vec<Warning>), WebConfigError> {
     let cert_source = non_empty(&tls.cert_file)
         .map(Source::File)
@@ -198,7 +236,12 @@ pub fn server_config(
 
     let mut warnings = Vec::new();
     let versions = versions(tls, &mut warnings)?;
-    let provider = restrict_provider(provider, tls, &versions, &mut warnings)?;
+    let mut provider = restrict_provider(provider, tls, &versions, &mut warnings)?;
+    if policy.fips_strict {
+        provider
+            .kx_groups
+            .retain(|g| !format!("{:?}", g.name()).contains("MLKEM"));
+    }
     let provider = Arc::new(provider);
     let verifier = client_verifier(
         client_auth,
@@ -218,6 +261,10 @@ pub fn server_config(
     } else {
         vec![b"http/1.1".to_vec()]
     };
+    // rustls' own judgement (FIPS provider, extended master secret required) is the proof.
+    if crate::fips::BUILD && !config.fips() {
+        return Err(WebConfigError::NotFips);
+    }
     Ok((config, warnings))
 }
 
