@@ -74,6 +74,18 @@ pub struct Cli {
     #[arg(long = "persistence.interval", value_name = "DURATION", default_value = "5m", value_parser = parse_go_duration)]
     pub persistence_interval: Duration,
 
+    /// Log every change and fsync it before answering, so that nothing acknowledged is lost in
+    /// a crash (the default). With --no-persistence.log only the periodic snapshots are
+    /// written, as upstream does. Ours; not an upstream flag.
+    #[arg(long = "persistence.log", value_name = "BOOL", num_args = 0..=1, default_value = "true", default_missing_value = "true", overrides_with = "no_persistence_log")]
+    persistence_log: bool,
+    #[arg(
+        long = "no-persistence.log",
+        hide = true,
+        overrides_with = "persistence_log"
+    )]
+    no_persistence_log: bool,
+
     /// Do not check consistency of pushed metrics. DANGEROUS.
     #[arg(long = "push.disable-consistency-check", value_name = "BOOL", num_args = 0..=1, default_value = "false", default_missing_value = "true", overrides_with = "no_disable_check")]
     pub disable_consistency_check: bool,
@@ -152,6 +164,12 @@ impl Cli {
         prefix
     }
 
+    /// `--persistence.log`, which defaults to true, so `--no-persistence.log` must win over the
+    /// default.
+    pub fn persistence_log(&self) -> bool {
+        self.persistence_log && !self.no_persistence_log
+    }
+
     pub fn name_validation(&self) -> NameValidation {
         if self.enable_utf8_names {
             NameValidation::Utf8
@@ -171,6 +189,7 @@ impl Cli {
                 "persistence.interval",
                 format_go_duration(self.persistence_interval),
             ),
+            ("persistence.log", self.persistence_log().to_string()),
             (
                 "push.disable-consistency-check",
                 self.disable_consistency_check.to_string(),
@@ -486,7 +505,11 @@ mod tests {
             "--web.enable-admin-api=true",
             "--push.disable-consistency-check",
             "--no-push.disable-consistency-check",
+            "--no-persistence.log",
         ]);
+        assert!(!cli.persistence_log());
+        assert!(parse(&[]).persistence_log());
+        assert!(parse(&["--no-persistence.log", "--persistence.log"]).persistence_log());
         assert_eq!(cli.listen_addresses, vec!["127.0.0.1:1", "[::1]:2"]);
         assert!(cli.enable_lifecycle);
         assert!(cli.enable_admin_api);

@@ -10,6 +10,7 @@ pub mod format;
 pub mod http;
 pub mod logging;
 pub mod model;
+pub mod persist;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use crate::cli::Cli;
 use crate::format::exposition::ExpositionCache;
 use crate::http::router::Router;
 use crate::http::{self, AppState, Options};
+use crate::persist::{Durability, Outcome, Persistence};
 use crate::store::Store;
 use crate::telemetry::{BuildInfo, Telemetry};
 use crate::web_config::{Acceptor, TlsPolicy, WebSecurity};
@@ -30,8 +31,8 @@ pub enum StartError {
     },
     #[error("invalid --web.telemetry-path {0:?}: it must start with '/' (after the route prefix)")]
     TelemetryPath(String),
-    #[error("{flag} is not supported by this build yet")]
-    Unsupported { flag: &'static str },
+    #[error(transparent)]
+    Persistence(#[from] crate::persist::PersistError),
     #[error(transparent)]
     Fips(#[from] crate::fips::NotInFipsMode),
     #[error("invalid --web.config.file {path:?}: {source}")]
@@ -53,16 +54,14 @@ pub struct Gateway {
     state: Arc<AppState>,
     listeners: Vec<TcpListener>,
     security: Option<Arc<WebSecurity>>,
+    persistence: Option<Arc<Persistence>>,
+    /// Whether the recovered state should be compacted into a snapshot right away.
+    compact_now: bool,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Gateway {
     pub fn new(cli: &Cli) -> Result<Gateway, StartError> {
-        if !cli.persistence_file.is_empty() {
-            return Err(StartError::Unsupported {
-                flag: "--persistence.file",
-            });
-        }
         let prefix = cli.route_prefix();
         let telemetry_path = join_path(&prefix, &cli.telemetry_path);
         if !telemetry_path.starts_with('/') {
@@ -93,9 +92,39 @@ impl Gateway {
         }
         let mut own_families = Telemetry::own_families();
         own_families.sort_by_key(|f| f.name);
+        let store = Arc::new(Store::new(&own_families, !cli.disable_consistency_check));
+        let (persistence, compact_now) = if cli.persistence_file.is_empty() {
+            (None, false)
+        } else {
+            let durability = if cli.persistence_log() {
+                Durability::Log
+            } else {
+                Durability::Snapshots
+            };
+            let (persistence, groups, outcome) = Persistence::open(
+                std::path::Path::new(&cli.persistence_file),
+                durability,
+                cli.persistence_interval,
+                telemetry.clone(),
+            )?;
+            let count = groups.len();
+            let problems = store.restore(groups);
+            if !problems.is_empty() {
+                tracing::error!(err = %problems, "restored metrics are inconsistent; pushes are refused and scrapes fail until the groups at fault are deleted");
+            }
+            tracing::info!(file = %cli.persistence_file, groups = count, outcome = ?outcome, "restored persisted metrics");
+            if let Some(journal) = persistence.journal() {
+                store.set_journal(journal);
+            }
+            (
+                Some(persistence),
+                outcome != Outcome::Clean && outcome != Outcome::Empty,
+            )
+        };
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
         let state = Arc::new(AppState {
-            store: Store::new(&own_families, !cli.disable_consistency_check),
+            journal: persistence.as_ref().and_then(|p| p.journal()),
+            store,
             telemetry,
             router: Router::new(&prefix, &telemetry_path),
             exposition: ExpositionCache::default(),
@@ -111,6 +140,8 @@ impl Gateway {
             state,
             listeners,
             security,
+            persistence,
+            compact_now,
             shutdown,
         })
     }
@@ -141,6 +172,14 @@ impl Gateway {
         let tls = self.tls();
         let http2 = tls && self.security.as_ref().is_some_and(|s| s.http2());
         let watcher = self.security.clone().map(|s| tokio::spawn(s.watch()));
+        let persister = self.persistence.clone().map(|p| {
+            let store = self.state.store.clone();
+            if self.compact_now {
+                let (p, store) = (p.clone(), store.clone());
+                tokio::task::spawn_blocking(move || p.checkpoint(&store));
+            }
+            tokio::spawn(p.run(store))
+        });
         let mut servers = tokio::task::JoinSet::new();
         let mut handles = Vec::new();
         for listener in self.listeners {
@@ -181,6 +220,13 @@ impl Gateway {
         }
         if let Some(watcher) = watcher {
             watcher.abort();
+        }
+        if let Some(persister) = persister {
+            persister.abort();
+        }
+        if let Some(persistence) = self.persistence {
+            let store = self.state.store.clone();
+            let _ = tokio::task::spawn_blocking(move || persistence.shutdown(&store)).await;
         }
         tracing::info!("HTTP server stopped");
         failure.map_or(Ok(()), Err)

@@ -25,6 +25,9 @@ pub enum HttpError {
     Proto(#[from] ProtoParseError),
     #[error("pushed metrics are invalid or inconsistent with existing metrics: {0}")]
     Rejected(#[from] Rejection),
+    /// The change was applied but could not be made durable, so it is not acknowledged.
+    #[error("the change could not be persisted: {0}")]
+    NotPersisted(Arc<str>),
     /// The store cannot be exposed (only when pushes are not checked).
     #[error("An error has occurred while serving metrics:\n\n{0}")]
     Scrape(Arc<str>),
@@ -42,7 +45,7 @@ impl HttpError {
     pub fn status(&self) -> StatusCode {
         match self {
             HttpError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            HttpError::Scrape(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::Scrape(_) | HttpError::NotPersisted(_) => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,

@@ -36,7 +36,7 @@ pub struct Options {
 
 /// Everything a request can reach.
 pub struct AppState {
-    pub store: Store,
+    pub store: Arc<Store>,
     pub telemetry: Arc<Telemetry>,
     pub router: Router,
     pub exposition: ExpositionCache,
@@ -45,6 +45,8 @@ pub struct AppState {
     pub options: Options,
     /// Set to `true` to shut the gateway down gracefully (by `/-/quit`).
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// With persistence, the log that changes must reach before they are acknowledged.
+    pub journal: Option<Arc<crate::persist::Journal>>,
 }
 
 /// The service every listener serves; behind the web configuration's guard (rate limit,

@@ -16,7 +16,7 @@ use super::{AppState, body};
 use crate::format::proto_parse::parse_delimited;
 use crate::format::text_parse::parse_text;
 use crate::model::proto::MetricFamily;
-use crate::model::{GroupingKey, NameValidation, Timestamp};
+use crate::model::{NameValidation, Timestamp};
 use crate::store::{Push, PushMode};
 
 /// Bodies above this size are decoded and stored on a blocking thread, so that one large push
@@ -73,7 +73,7 @@ async fn store_push(
     let work = {
         let state = state.clone();
         let key = key.clone();
-        move || -> Result<(), HttpError> {
+        move || -> Result<Option<u64>, HttpError> {
             let decoded = body::decode(raw, &parts.headers, state.options.max_body_bytes)?;
             let families = parse_body(&decoded, &parts.headers, state.options.validation)
                 .inspect_err(|err| tracing::debug!(source = %Source(remote), err = %err, "failed to parse push body"))?;
@@ -87,8 +87,9 @@ async fn store_push(
             // so a rejection (timestamps) is silent there too; it still shows in the group's
             // push_failure_time_seconds.
             match result {
+                Ok(sequence) => Ok(sequence),
                 Err(rejection) if state.store.checks_consistency() => Err(rejection.into()),
-                _ => Ok(()),
+                Err(_) => Ok(None),
             }
         }
     };
@@ -99,23 +100,44 @@ async fn store_push(
     } else {
         work()
     };
-    if let Err(HttpError::Rejected(reason)) = &result {
-        tracing::error!(
-            method = %parts.method,
-            grouping_key = %key,
-            source = %Source(remote),
-            err = %reason,
-            "pushed metrics are invalid or inconsistent with existing metrics"
-        );
+    match result {
+        Ok(sequence) => wait_until_durable(state, sequence).await,
+        Err(HttpError::Rejected(reason)) => {
+            tracing::error!(
+                method = %parts.method,
+                grouping_key = %key,
+                source = %Source(remote),
+                err = %reason,
+                "pushed metrics are invalid or inconsistent with existing metrics"
+            );
+            Err(HttpError::Rejected(reason))
+        }
+        Err(err) => Err(err),
     }
-    result
+}
+
+/// A change is acknowledged only once the journal has it on disk.
+async fn wait_until_durable(state: &AppState, sequence: Option<u64>) -> Result<(), HttpError> {
+    match (&state.journal, sequence) {
+        (Some(journal), Some(sequence)) => journal
+            .wait(sequence)
+            .await
+            .map_err(HttpError::NotPersisted),
+        _ => Ok(()),
+    }
 }
 
 pub async fn delete(state: Arc<AppState>, params: Params, job_base64: bool) -> Response {
     let response = match grouping_key(&params, job_base64, state.options.validation) {
         Ok(key) => {
-            delete_group(&state, &key);
-            StatusCode::ACCEPTED.into_response()
+            // Upstream only queues the deletion and answers 202 at once; deleting (and
+            // persisting) first keeps the same answer and spares clients the race of seeing
+            // the group after the 202.
+            let sequence = state.store.delete(&key);
+            match wait_until_durable(&state, sequence).await {
+                Ok(()) => StatusCode::ACCEPTED.into_response(),
+                Err(err) => err.into_response(),
+            }
         }
         Err(err) => {
             tracing::debug!(url = %params.labels, err = %err, "failed to parse URL");
@@ -126,12 +148,6 @@ pub async fn delete(state: Arc<AppState>, params: Params, job_base64: bool) -> R
         .telemetry
         .count_request("delete", "delete", response.status().as_u16());
     response
-}
-
-fn delete_group(state: &AppState, key: &GroupingKey) {
-    // Upstream only queues the deletion and answers 202 at once; deleting right away keeps the
-    // same answer and spares clients the race of seeing the group after the 202.
-    state.store.delete(key);
 }
 
 /// The client's address for log lines.

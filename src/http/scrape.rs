@@ -30,12 +30,10 @@ pub async fn scrape(state: Arc<AppState>, headers: HeaderMap) -> Response {
     let result = tokio::task::spawn_blocking(move || {
         let state = work_state;
         let pushed = state.exposition.get_or_render(&snapshot, negotiated, || {
-            if !state.store.checks_consistency() {
-                let problems = state.store.validate(&snapshot);
-                if !problems.is_empty() {
-                    return Err(problems.to_string().into());
-                }
-            }
+            state
+                .store
+                .exposable(&snapshot)
+                .map_err(|problems| problems.to_string())?;
             Ok(Arc::new(render_pushed(
                 &snapshot,
                 negotiated,

@@ -33,6 +33,27 @@ impl GroupingKey {
         GroupingKey(encoded.into())
     }
 
+    /// Rebuilds a key from `as_bytes()`, checking that it is well-formed (UTF-8 parts, names
+    /// sorted and unique, an even number of parts).
+    pub fn from_encoded(bytes: &[u8]) -> Option<Self> {
+        if bytes.is_empty() {
+            return Some(GroupingKey(Arc::from(bytes)));
+        }
+        let parts: Vec<&str> = bytes
+            .split(|&b| b == SEPARATOR)
+            .map(std::str::from_utf8)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        if !parts.len().is_multiple_of(2) {
+            return None;
+        }
+        let names: Vec<&str> = parts.iter().step_by(2).copied().collect();
+        if !names.windows(2).all(|w| w[0] < w[1]) {
+            return None;
+        }
+        Some(GroupingKey(Arc::from(bytes)))
+    }
+
     /// The label pairs, sorted by name.
     pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
         let mut parts = self
@@ -132,6 +153,15 @@ mod tests {
             a,
             GroupingKey::from_labels([("job", "j"), ("instance", "i")])
         );
+    }
+
+    #[test]
+    fn encoded_round_trip() {
+        let key = GroupingKey::from_labels([("job", "j"), ("a", ""), ("b", "Πρ")]);
+        assert_eq!(GroupingKey::from_encoded(key.as_bytes()), Some(key));
+        assert_eq!(GroupingKey::from_encoded(b"job"), None);
+        assert_eq!(GroupingKey::from_encoded(b"job\xFFa\xFFjob\xFFb"), None);
+        assert_eq!(GroupingKey::from_encoded(b"b\xFF1\xFFa\xFF2"), None);
     }
 
     #[test]

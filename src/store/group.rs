@@ -80,9 +80,7 @@ impl Group {
 
     /// Decodes the metrics of one of this group's families.
     pub fn metrics(&self, family: &StoredFamily) -> MetricIter<'_> {
-        MetricIter {
-            rest: self.metric_bytes(family),
-        }
+        MetricIter::over(self.metric_bytes(family))
     }
 
     /// The series identities of one of this group's families, recomputed from the metrics.
@@ -164,7 +162,7 @@ impl Group {
                     .as_deref()
                     .map(|h| index.intern_help(&family.name, h)),
                 kind: family.kind,
-                pushed_at: now,
+                pushed_at: family.pushed_at.unwrap_or(now),
                 legacy_label_names: family.legacy_label_names,
                 start: start as u32,
                 len: family.encoded.len() as u32,
@@ -185,9 +183,16 @@ impl Group {
     }
 }
 
-/// Decodes a family's metrics one by one from the group's buffer.
+/// Decodes a family's metrics one by one from their encoding.
 pub struct MetricIter<'a> {
     rest: &'a [u8],
+}
+
+impl<'a> MetricIter<'a> {
+    /// Iterates over metrics encoded as repeated `MetricFamily.metric` fields.
+    pub fn over(encoded: &'a [u8]) -> Self {
+        MetricIter { rest: encoded }
+    }
 }
 
 impl Iterator for MetricIter<'_> {

@@ -4,7 +4,8 @@
 //! Writers take one short lock: the expensive parts of a push (sanitising, validating, encoding)
 //! happen before it, and inside it the work is proportional to the push and the group it
 //! replaces, never to the whole store. Groups sit in a persistent map, so a snapshot is a
-//! constant-time clone that later writes do not disturb.
+//! constant-time clone that later writes do not disturb. Every change is handed to the journal
+//! (when persistence is on) under the same lock, so the log's order is the store's order.
 
 mod consistency;
 mod errors;
@@ -44,6 +45,26 @@ pub struct Push {
     pub time: Timestamp,
 }
 
+/// Receives every change to the store, in order, and returns a sequence number the caller can
+/// wait on for durability.
+pub trait Journal: Send + Sync {
+    /// The group now holds exactly what `group` holds.
+    fn group_written(&self, group: &Group) -> u64;
+    /// The group with this key is gone.
+    fn group_deleted(&self, key: &GroupingKey) -> u64;
+}
+
+/// A family read back from persistence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistedFamily {
+    pub name: String,
+    pub help: Option<String>,
+    pub kind: crate::model::MetricType,
+    pub pushed_at: Timestamp,
+    /// The metrics, encoded as repeated `MetricFamily.metric` fields.
+    pub metrics: Vec<u8>,
+}
+
 pub struct Store {
     state: Mutex<State>,
     own: Arc<[OwnFamily]>,
@@ -56,6 +77,10 @@ struct State {
     /// Incremented by every change, so that scrapes can tell whether cached output is current.
     generation: u64,
     next_group_id: u64,
+    journal: Option<Arc<dyn Journal>>,
+    /// Set when restored data is inconsistent (written with the check off, or by upstream):
+    /// then, as upstream, every push is refused and scrapes fail until deletes repair it.
+    inconsistent: Option<Inconsistencies>,
 }
 
 /// A write the store is about to apply to one group.
@@ -78,6 +103,8 @@ impl Store {
                 index: Index::new(own, check),
                 generation: 0,
                 next_group_id: 1,
+                journal: None,
+                inconsistent: None,
             }),
             own: own.into(),
             check,
@@ -88,12 +115,76 @@ impl Store {
         self.check
     }
 
+    /// Hands every later change to `journal`.
+    pub fn set_journal(&self, journal: Arc<dyn Journal>) {
+        self.lock().journal = Some(journal);
+    }
+
+    /// Loads persisted groups into an empty store (before it serves). Restored data is not
+    /// refused: it is checked as a whole, and if it is inconsistent the store says so until
+    /// deletes repair it. Returns the problems found.
+    pub fn restore(&self, groups: Vec<(GroupingKey, Vec<PersistedFamily>)>) -> Inconsistencies {
+        let mut state = self.lock();
+        let mut unreadable = Inconsistencies::default();
+        for (key, families) in groups {
+            let mut prepared = Vec::with_capacity(families.len());
+            for family in families {
+                let mut metrics = Vec::new();
+                for metric in MetricIter::over(&family.metrics) {
+                    match metric {
+                        Ok(metric) => metrics.push(metric),
+                        Err(err) => unreadable.push(Inconsistency::Corrupt {
+                            family: family.name.clone(),
+                            reason: err.to_string(),
+                        }),
+                    }
+                }
+                let mut restored = PreparedFamily::new(
+                    &family.name,
+                    family.help,
+                    family.kind,
+                    metrics,
+                    self.check,
+                );
+                restored.pushed_at = Some(family.pushed_at);
+                prepared.push(restored);
+            }
+            prepared.sort_by(|a, b| a.name.cmp(&b.name));
+            let write = Write {
+                families: prepared,
+                replace_all: true,
+            };
+            let current = state.groups.get(&key).cloned();
+            state.apply(&key, current, write, Timestamp::ZERO);
+        }
+        let mut problems = if self.check {
+            snapshot::validate(
+                &Snapshot::new(state.generation, state.groups.clone()),
+                &self.own,
+            )
+        } else {
+            Inconsistencies::default()
+        };
+        problems.0.extend(unreadable.0);
+        if self.check && !problems.is_empty() {
+            state.inconsistent = Some(problems.clone());
+        }
+        problems
+    }
+
     /// Applies a push, or refuses it. A refused push still changes the group, as upstream's
     /// does: `push_failure_time_seconds` is set to the push time, and a group that did not exist
     /// is created with `push_time_seconds 0`, so that failed pushes can be alerted on.
-    pub fn push(&self, push: Push) -> Result<(), Rejection> {
+    ///
+    /// On success, returns the journal's sequence number of the change (to wait for before
+    /// acknowledging), if there is a journal.
+    pub fn push(&self, push: Push) -> Result<Option<u64>, Rejection> {
         let prepared = prepare(&push.key, push.families, self.check);
         let mut state = self.lock();
+        if let Some(problems) = state.inconsistent.clone() {
+            state.record_failure(&push.key, push.time, self.check);
+            return Err(problems.into());
+        }
         let families = match prepared {
             Ok(families) => families,
             Err(rejection) => {
@@ -123,26 +214,45 @@ impl Store {
             state.record_failure(&push.key, push.time, self.check);
             return Err(rejection);
         }
-        state.apply(&push.key, current, write, push.time);
-        Ok(())
+        Ok(state.apply(&push.key, current, write, push.time))
     }
 
-    /// Deletes exactly the group with this key; returns whether it existed.
-    pub fn delete(&self, key: &GroupingKey) -> bool {
+    /// Deletes exactly the group with this key. Returns the journal's sequence number of the
+    /// deletion, if the group existed and there is a journal.
+    pub fn delete(&self, key: &GroupingKey) -> Option<u64> {
         let mut state = self.lock();
-        state.remove(key)
+        let sequence = state.remove(key);
+        if state.inconsistent.is_some() {
+            // Maybe this was the culprit: look again (only ever in this rare state).
+            state.revalidate(&self.own, self.check);
+        }
+        sequence
     }
 
     /// A consistent view of every group as of now.
     pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_with(|| ())
+    }
+
+    /// A snapshot, with `at_the_same_moment` run while no change can happen (so that, for
+    /// example, a log segment switch falls exactly between the changes the snapshot holds and
+    /// those it does not).
+    pub fn snapshot_with(&self, at_the_same_moment: impl FnOnce()) -> Snapshot {
         let state = self.lock();
+        at_the_same_moment();
         Snapshot::new(state.generation, state.groups.clone())
     }
 
-    /// Checks a whole snapshot the way upstream checks at every scrape. Only needed when pushes
-    /// are not checked, because then the store may hold anything.
-    pub fn validate(&self, snapshot: &Snapshot) -> Inconsistencies {
-        snapshot::validate(snapshot, &self.own)
+    /// Whether a snapshot can be exposed, as upstream decides at every scrape: with the check
+    /// off, the whole snapshot is checked; with it on, only restored inconsistent data stands
+    /// in the way.
+    pub fn exposable(&self, snapshot: &Snapshot) -> Result<(), Inconsistencies> {
+        let problems = if self.check {
+            self.lock().inconsistent.clone().unwrap_or_default()
+        } else {
+            snapshot::validate(snapshot, &self.own)
+        };
+        problems.into_result()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -187,14 +297,15 @@ impl State {
         id
     }
 
-    /// Swaps in the group that results from `write`, keeping the index in step.
+    /// Swaps in the group that results from `write`, keeping the index in step, and journals
+    /// it.
     fn apply(
         &mut self,
         key: &GroupingKey,
         current: Option<Arc<Group>>,
         write: Write,
         time: Timestamp,
-    ) {
+    ) -> Option<u64> {
         let id = match &current {
             Some(group) => group.id(),
             None => self.new_group_id(),
@@ -230,8 +341,10 @@ impl State {
                 );
             }
         }
+        let sequence = self.journal.as_ref().map(|j| j.group_written(&group));
         self.groups.insert(key.clone(), Arc::new(group));
         self.generation += 1;
+        sequence
     }
 
     fn record_failure(&mut self, key: &GroupingKey, time: Timestamp, check: bool) {
@@ -253,10 +366,8 @@ impl State {
         self.apply(key, current, write, time);
     }
 
-    fn remove(&mut self, key: &GroupingKey) -> bool {
-        let Some(group) = self.groups.remove(key) else {
-            return false;
-        };
+    fn remove(&mut self, key: &GroupingKey) -> Option<u64> {
+        let group = self.groups.remove(key)?;
         for family in group.families() {
             let series: Vec<_> = if self.index.tracks_series() {
                 group.series_ids(family).collect()
@@ -266,6 +377,33 @@ impl State {
             self.index.remove_family(group.id(), &family.name, series);
         }
         self.generation += 1;
-        true
+        self.journal.as_ref().map(|j| j.group_deleted(key))
+    }
+
+    /// Checks the whole store again; when it is consistent, rebuilds the index from scratch
+    /// (its counts may be off after inconsistent data) and leaves the inconsistent state.
+    fn revalidate(&mut self, own: &[OwnFamily], check: bool) {
+        let snapshot = Snapshot::new(self.generation, self.groups.clone());
+        let problems = snapshot::validate(&snapshot, own);
+        if !problems.is_empty() {
+            self.inconsistent = Some(problems);
+            return;
+        }
+        let mut index = Index::new(own, check);
+        for group in self.groups.values() {
+            for family in group.families() {
+                let series: Vec<_> = group.series_ids(family).collect();
+                index.add_family(
+                    group.id(),
+                    &family.name,
+                    family.kind,
+                    family.help.as_ref(),
+                    &series,
+                );
+            }
+        }
+        self.index = index;
+        self.inconsistent = None;
+        tracing::info!("the store is consistent again");
     }
 }

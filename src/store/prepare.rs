@@ -39,6 +39,8 @@ pub struct PreparedFamily {
     /// Whether every label name is legacy-valid, so that no escaping scheme changes them and
     /// the encoding can be served as it is.
     pub legacy_label_names: bool,
+    /// When the family was pushed, if not by the write that stores it (a restored family).
+    pub pushed_at: Option<crate::model::Timestamp>,
 }
 
 impl PreparedFamily {
@@ -90,6 +92,7 @@ impl PreparedFamily {
             series,
             problems,
             legacy_label_names,
+            pushed_at: None,
         }
     }
 

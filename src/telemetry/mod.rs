@@ -26,11 +26,48 @@ pub const TLS_CONNECTIONS: &str = "pushgateway_tls_connections_total";
 pub const TLS_HANDSHAKE_ERRORS: &str = "pushgateway_tls_handshake_errors_total";
 pub const TLS_FIPS_MODE: &str = "pushgateway_tls_fips_mode";
 pub const WEB_CONFIG_RELOADS: &str = "pushgateway_web_config_reloads_total";
+pub const PERSISTENCE_ERRORS: &str = "pushgateway_persistence_errors_total";
+pub const PERSISTENCE_FSYNC_DURATION: &str = "pushgateway_persistence_fsync_duration_seconds";
+pub const PERSISTENCE_LAST_SNAPSHOT: &str =
+    "pushgateway_persistence_last_snapshot_timestamp_seconds";
+pub const PERSISTENCE_LOG_BYTES: &str = "pushgateway_persistence_log_bytes";
+pub const PERSISTENCE_RECOVERY: &str = "pushgateway_persistence_recovery_outcome";
+pub const PERSISTENCE_SNAPSHOT_DURATION: &str = "pushgateway_persistence_snapshot_duration_seconds";
 pub const WEB_CONFIG_LAST_RELOAD_OK: &str = "pushgateway_web_config_last_reload_successful";
 pub const WEB_CONFIG_LAST_RELOAD_TIME: &str =
     "pushgateway_web_config_last_reload_success_timestamp_seconds";
 
 const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
+    (
+        PERSISTENCE_ERRORS,
+        MetricType::Counter,
+        "Failures to write the persistence log or a snapshot, by operation.",
+    ),
+    (
+        PERSISTENCE_FSYNC_DURATION,
+        MetricType::Summary,
+        "Time fsync took, by file (log, snapshot).",
+    ),
+    (
+        PERSISTENCE_LAST_SNAPSHOT,
+        MetricType::Gauge,
+        "Time of the last successful snapshot of the store.",
+    ),
+    (
+        PERSISTENCE_LOG_BYTES,
+        MetricType::Gauge,
+        "Size of the persistence log segment in use.",
+    ),
+    (
+        PERSISTENCE_RECOVERY,
+        MetricType::Gauge,
+        "How start-up found the persisted state (empty, clean, torn_tail, corrupt, imported): 1 for the outcome.",
+    ),
+    (
+        PERSISTENCE_SNAPSHOT_DURATION,
+        MetricType::Gauge,
+        "How long the last snapshot of the store took to write.",
+    ),
     (
         BUILD_INFO,
         MetricType::Gauge,
@@ -153,8 +190,8 @@ pub struct Telemetry {
     build: BuildInfo,
     /// Counters and gauges by family name and labels.
     values: Mutex<BTreeMap<(&'static str, Labels), f64>>,
-    push_duration: Mutex<BTreeMap<&'static str, WindowedSummary>>,
-    push_size: Mutex<BTreeMap<&'static str, WindowedSummary>>,
+    /// Summaries by family name and labels.
+    summaries: Mutex<BTreeMap<(&'static str, Labels), WindowedSummary>>,
 }
 
 impl Telemetry {
@@ -162,8 +199,7 @@ impl Telemetry {
         Telemetry {
             build,
             values: Mutex::default(),
-            push_duration: Mutex::default(),
-            push_size: Mutex::default(),
+            summaries: Mutex::default(),
         }
     }
 
@@ -213,14 +249,21 @@ impl Telemetry {
 
     /// Records one push (`put` or `post`), successful or not.
     pub fn observe_push(&self, method: &'static str, seconds: f64, size_bytes: f64) {
-        let now = Instant::now();
-        for (summaries, value) in [
-            (&self.push_duration, seconds),
-            (&self.push_size, size_bytes),
-        ] {
-            let mut summaries = summaries.lock().unwrap_or_else(|p| p.into_inner());
-            summaries.entry(method).or_default().observe(now, value);
-        }
+        self.observe(PUSH_DURATION, &[("method", method)], seconds);
+        self.observe(PUSH_SIZE, &[("method", method)], size_bytes);
+    }
+
+    /// Adds an observation to a summary series.
+    pub fn observe(&self, family: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        let key = (
+            family,
+            labels.iter().map(|(n, v)| (*n, v.to_string())).collect(),
+        );
+        let mut summaries = self.summaries.lock().unwrap_or_else(|p| p.into_inner());
+        summaries
+            .entry(key)
+            .or_default()
+            .observe(Instant::now(), value);
     }
 
     /// The current values, families sorted by name; families without values are left out.
@@ -260,21 +303,24 @@ impl Telemetry {
                 .map(|(name, metrics)| family(name, metrics)),
         );
         let now = Instant::now();
-        for (name, summaries) in [
-            (PUSH_DURATION, &self.push_duration),
-            (PUSH_SIZE, &self.push_size),
-        ] {
-            let mut summaries = summaries.lock().unwrap_or_else(|p| p.into_inner());
-            let metrics = summaries
-                .iter_mut()
-                .map(|(method, summary)| Metric {
-                    label: vec![LabelPair::new("method", *method)],
-                    summary: Some(summary.snapshot(now)),
-                    ..Default::default()
-                })
-                .collect();
-            families.push(family(name, metrics));
+        let mut summaries_by_family: BTreeMap<&'static str, Vec<Metric>> = BTreeMap::new();
+        let mut summaries = self.summaries.lock().unwrap_or_else(|p| p.into_inner());
+        for ((name, labels), summary) in summaries.iter_mut() {
+            summaries_by_family.entry(name).or_default().push(Metric {
+                label: labels
+                    .iter()
+                    .map(|(n, v)| LabelPair::new(*n, v.clone()))
+                    .collect(),
+                summary: Some(summary.snapshot(now)),
+                ..Default::default()
+            });
         }
+        drop(summaries);
+        families.extend(
+            summaries_by_family
+                .into_iter()
+                .map(|(name, metrics)| family(name, metrics)),
+        );
         families.extend(process::collect());
         families.retain(|f| !f.metric.is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));
