@@ -28,6 +28,11 @@ pub struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE", default_value = "")]
     pub web_config_file: String,
 
+    /// Path to an authorization file: which client certificates and users may push to which
+    /// groups, scrape, read the UI and API, or use admin endpoints. Reloaded on change.
+    #[arg(long = "web.authz-file", value_name = "FILE", default_value = "")]
+    pub authz_file: String,
+
     /// Path under which to expose metrics.
     #[arg(
         long = "web.telemetry-path",
@@ -197,6 +202,7 @@ impl Cli {
             ("push.enable-utf8-names", self.enable_utf8_names.to_string()),
             ("push.max-body-size", self.max_body_bytes.to_string()),
             ("tls.fips-strict", self.tls_fips_strict.to_string()),
+            ("web.authz-file", self.authz_file.clone()),
             ("web.config.file", self.web_config_file.clone()),
             ("web.enable-admin-api", self.enable_admin_api.to_string()),
             ("web.enable-lifecycle", self.enable_lifecycle.to_string()),

@@ -2,8 +2,10 @@
 //! flags, HTTP API and behaviour.
 //!
 //! Data flows one way: a request is decoded (`http`, `format`), validated and stored (`store`),
-//! and scrapes read snapshots of the store that `format::exposition` renders.
+//! and scrapes read snapshots of the store that `format::exposition` renders (and
+//! `format::api_json` for the JSON API and the web UI).
 
+pub mod authz;
 pub mod cli;
 pub mod fips;
 pub mod format;
@@ -11,9 +13,11 @@ pub mod http;
 pub mod logging;
 pub mod model;
 pub mod persist;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 pub mod web_config;
 
 /// Runs the gateway for a parsed command line until it is told to stop.

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::authz::Authorizer;
 use crate::cli::Cli;
 use crate::format::exposition::ExpositionCache;
 use crate::http::router::Router;
-use crate::http::{self, AppState, Options};
+use crate::http::{self, AppState, Options, PageSettings, StatusInfo};
+use crate::model::Timestamp;
 use crate::persist::{Durability, Outcome, Persistence};
 use crate::store::Store;
 use crate::telemetry::{BuildInfo, Telemetry};
@@ -40,6 +42,11 @@ pub enum StartError {
         path: String,
         source: crate::web_config::WebConfigError,
     },
+    #[error("invalid --web.authz-file {path:?}: {source}")]
+    Authz {
+        path: String,
+        source: crate::authz::AuthzError,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,22 +74,47 @@ impl Gateway {
         if !telemetry_path.starts_with('/') {
             return Err(StartError::TelemetryPath(cli.telemetry_path.clone()));
         }
+        let started = Timestamp::now();
         crate::fips::check_module()?;
-        let telemetry = Arc::new(Telemetry::new(BuildInfo::current()));
+        let build = BuildInfo::current();
+        let telemetry = Arc::new(Telemetry::new(build.clone()));
         telemetry.set(crate::telemetry::TLS_FIPS_MODE, &[], 0.0);
+        let authz = if cli.authz_file.is_empty() {
+            None
+        } else {
+            let path = std::path::Path::new(&cli.authz_file);
+            let authz =
+                Authorizer::start(path, telemetry.clone()).map_err(|source| StartError::Authz {
+                    path: cli.authz_file.clone(),
+                    source,
+                })?;
+            if cli.web_config_file.is_empty() {
+                tracing::warn!(
+                    "--web.authz-file without --web.config.file: requesters have no client certificate or user, so only rules for anyone can apply"
+                );
+            }
+            Some(authz)
+        };
+        let open_paths = if authz
+            .as_ref()
+            .is_some_and(|a| a.unauthenticated_health_checks())
+        {
+            vec![format!("{prefix}/-/healthy"), format!("{prefix}/-/ready")]
+        } else {
+            Vec::new()
+        };
         let security = if cli.web_config_file.is_empty() {
             None
         } else {
             let path = std::path::Path::new(&cli.web_config_file);
             let policy = TlsPolicy {
                 fips_strict: cli.tls_fips_strict,
+                ..TlsPolicy::default()
             };
-            let security =
-                WebSecurity::start(path, policy, telemetry.clone()).map_err(|source| {
-                    StartError::WebConfig {
-                        path: cli.web_config_file.clone(),
-                        source,
-                    }
+            let security = WebSecurity::start(path, policy, open_paths, telemetry.clone())
+                .map_err(|source| StartError::WebConfig {
+                    path: cli.web_config_file.clone(),
+                    source,
                 })?;
             Some(security)
         };
@@ -123,10 +155,11 @@ impl Gateway {
         };
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
         let state = Arc::new(AppState {
+            authz,
             journal: persistence.as_ref().and_then(|p| p.journal()),
             store,
             telemetry,
-            router: Router::new(&prefix, &telemetry_path),
+            router: Router::new(&prefix, &telemetry_path, cli.enable_admin_api),
             exposition: ExpositionCache::default(),
             own_families,
             options: Options {
@@ -135,6 +168,16 @@ impl Gateway {
                 enable_lifecycle: cli.enable_lifecycle,
             },
             shutdown: shutdown_sender,
+            status: StatusInfo {
+                build_information: build.status_entries(),
+                flags: cli.flag_values(),
+                start_time: started,
+            },
+            api_metrics: Default::default(),
+            page: PageSettings {
+                base: page_base(&cli.external_url.path),
+                cache_buster: format!("{}-{}", build.version, build.revision),
+            },
         });
         Ok(Gateway {
             state,
@@ -172,6 +215,7 @@ impl Gateway {
         let tls = self.tls();
         let http2 = tls && self.security.as_ref().is_some_and(|s| s.http2());
         let watcher = self.security.clone().map(|s| tokio::spawn(s.watch()));
+        let authz_watcher = self.state.authz.clone().map(|a| tokio::spawn(a.watch()));
         let persister = self.persistence.clone().map(|p| {
             let store = self.state.store.clone();
             if self.compact_now {
@@ -218,7 +262,7 @@ impl Gateway {
                 tracing::error!(err = %err, "HTTP server failed while stopping");
             }
         }
-        if let Some(watcher) = watcher {
+        for watcher in [watcher, authz_watcher].into_iter().flatten() {
             watcher.abort();
         }
         if let Some(persister) = persister {
@@ -230,6 +274,19 @@ impl Gateway {
         }
         tracing::info!("HTTP server stopped");
         failure.map_or(Ok(()), Err)
+    }
+}
+
+/// The web UI's base for links: the path of `--web.external-url` as a route prefix is
+/// normalised, or `.` (links relative to the page) when it has none, as upstream.
+fn page_base(external_path: &str) -> String {
+    let trimmed = external_path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        ".".to_string()
+    } else if trimmed.starts_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("/{trimmed}")
     }
 }
 

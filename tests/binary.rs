@@ -14,8 +14,31 @@ fn run(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// A started gateway, killed when the test ends, also when it fails.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Starts the binary on a free port and waits until it logs that it listens.
-fn start(args: &[&str]) -> (Child, String) {
+fn start(args: &[&str]) -> (Running, String) {
     let mut all = vec!["--web.listen-address=127.0.0.1:0"];
     all.extend_from_slice(args);
     let mut child = Command::new(BINARY)
@@ -35,7 +58,7 @@ fn start(args: &[&str]) -> (Child, String) {
     };
     // Keep draining the log so that the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, address)
+    (Running(child), address)
 }
 
 fn http(address: &str, request: &str) -> String {
@@ -167,4 +190,77 @@ fn json_logs() {
     assert_eq!(parsed["msg"], "starting pushgateway");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// `/-/quit` under a prefix shuts down like SIGTERM: a push in flight is finished and answered,
+/// the final snapshot holds it, and the process exits 0. SIGINT does the same.
+#[test]
+fn quit_and_sigint_finish_requests_in_flight_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pg.data");
+    let persistence = format!("--persistence.file={}", file.display());
+    let flags = [
+        "--web.enable-lifecycle",
+        "--web.route-prefix=/pg",
+        "--no-persistence.log",
+        persistence.as_str(),
+    ];
+    let (mut child, address) = start(&flags);
+    let forbidden = http(
+        &address,
+        "PUT /-/quit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(forbidden.starts_with("HTTP/1.1 404"), "{forbidden}");
+
+    // A push whose body is still on its way when the quit arrives.
+    let mut slow = TcpStream::connect(&address).unwrap();
+    slow.write_all(
+        b"PUT /pg/metrics/job/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\nConnection: close\r\n\r\nslow",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let quit = http(
+        &address,
+        "POST /pg/-/quit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(quit.starts_with("HTTP/1.1 200"), "{quit}");
+    std::thread::sleep(Duration::from_millis(200));
+    slow.write_all(b" 42\n").unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the push in flight is answered: {answer}"
+    );
+    let status = wait_for_exit(&mut child, Duration::from_secs(10)).expect("exits after quit");
+    assert!(status.success(), "{status:?}");
+
+    let (mut child, address) = start(&flags);
+    let scrape = http(
+        &address,
+        "GET /pg/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        scrape.contains("slow{instance=\"\",job=\"slow\"} 42"),
+        "{scrape}"
+    );
+    let pushed = http(
+        &address,
+        "PUT /pg/metrics/job/second HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nb 2\n",
+    );
+    assert!(pushed.starts_with("HTTP/1.1 200"), "{pushed}");
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_for_exit(&mut child, Duration::from_secs(10)).expect("exits after SIGINT");
+    assert!(status.success(), "{status:?}");
+
+    let (_child, address) = start(&flags);
+    let scrape = http(
+        &address,
+        "GET /pg/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        scrape.contains("b{instance=\"\",job=\"second\"} 2"),
+        "{scrape}"
+    );
 }

@@ -38,11 +38,16 @@ impl Drop for Running {
 }
 
 fn start(config: &Path) -> Running {
+    start_with(config, &[])
+}
+
+fn start_with(config: &Path, extra: &[String]) -> Running {
     let mut child = Command::new(BINARY)
         .args([
             "--web.listen-address=127.0.0.1:0",
             &format!("--web.config.file={}", config.display()),
         ])
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -161,6 +166,76 @@ fn mtls_example_with_curl_and_openssl() {
     assert!(with_cert.contains("HTTP/1.0 200 OK"), "{with_cert}");
     let without = s_client(port, &["-CAfile", &file("ca.crt")]);
     assert!(!without.contains("200 OK"), "{without}");
+}
+
+#[test]
+fn team_per_job_authorization_example_with_curl() {
+    let (dir, certs) = examples();
+    let authz = dir.path().join("web-config/authz-teams.yml");
+    let gateway = start_with(
+        &dir.path().join("web-config/mtls.yml"),
+        &[format!("--web.authz-file={}", authz.display())],
+    );
+    let port = gateway.1.as_str();
+    let file = |name: &str| certs.join(name).to_string_lossy().into_owned();
+    let url = format!("https://localhost:{port}");
+    let as_client = |who: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--cacert".to_string(),
+            file("ca.crt"),
+            "-w".into(),
+            "\n%{http_code}".into(),
+        ];
+        if !who.is_empty() {
+            args.extend(["--cert".into(), file(&format!("{who}.crt"))]);
+            args.extend(["--key".into(), file(&format!("{who}.key"))]);
+        }
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, text) = curl(port, &args);
+        assert!(ok, "{text}");
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_string(), body.to_string())
+    };
+    let own = format!("{url}/metrics/job/team-a-backup/instance/team-a.pushers.example");
+    let push =
+        |who: &str, target: &str| as_client(who, &["--data-binary", "last_success 1\n", target]).0;
+    assert_eq!(push("team-a", &own), "200");
+    assert_eq!(
+        push(
+            "team-a",
+            &format!("{url}/metrics/job/team-a/instance/team-a.pushers.example")
+        ),
+        "200"
+    );
+    // Another team's job, another host's instance, and no instance at all.
+    for target in [
+        format!("{url}/metrics/job/team-b-backup/instance/team-a.pushers.example"),
+        format!("{url}/metrics/job/team-a-backup/instance/team-b.pushers.example"),
+        format!("{url}/metrics/job/team-a-backup"),
+    ] {
+        assert_eq!(push("team-a", &target), "403", "{target}");
+    }
+    let (code, body) = as_client("team-b", &["-X", "DELETE", &own]);
+    assert_eq!(code, "403");
+    assert!(
+        body.contains("uri_san=\"spiffe://example.org/team-b\""),
+        "{body}"
+    );
+    assert_eq!(push("prometheus", &own), "403");
+    let (code, scraped) = as_client("prometheus", &[&format!("{url}/metrics")]);
+    assert_eq!(code, "200");
+    assert!(
+        scraped
+            .contains("last_success{instance=\"team-a.pushers.example\",job=\"team-a-backup\"} 1")
+    );
+    assert_eq!(as_client("team-a", &[&format!("{url}/metrics")]).0, "403");
+    // Load balancers: health checks without a certificate, nothing else.
+    assert_eq!(
+        as_client("", &[&format!("{url}/-/healthy")]),
+        ("200".into(), "OK".into())
+    );
+    assert_eq!(as_client("", &[&format!("{url}/metrics")]).0, "403");
 }
 
 #[test]

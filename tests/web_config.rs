@@ -873,8 +873,13 @@ async fn handlers_see_who_sent_the_request() {
         users_yaml()
     ));
     let telemetry = Arc::new(Telemetry::new(BuildInfo::current()));
-    let security =
-        WebSecurity::start(Path::new(&path), Default::default(), telemetry.clone()).unwrap();
+    let security = WebSecurity::start(
+        Path::new(&path),
+        Default::default(),
+        Vec::new(),
+        telemetry.clone(),
+    )
+    .unwrap();
     let app = axum::Router::new()
         .route("/who", axum::routing::get(who))
         .layer(axum::middleware::from_fn_with_state(

@@ -39,6 +39,8 @@ pub enum HttpError {
     NotFound,
     #[error("Method Not Allowed")]
     MethodNotAllowed { allow: String },
+    #[error(transparent)]
+    Forbidden(#[from] crate::authz::Denial),
 }
 
 impl HttpError {
@@ -48,6 +50,7 @@ impl HttpError {
             HttpError::Scrape(_) | HttpError::NotPersisted(_) => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }

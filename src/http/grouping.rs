@@ -51,7 +51,7 @@ pub fn grouping_key(
     } else {
         params.job.clone()
     };
-    let mut labels = split_labels(&params.labels, validation)?;
+    let mut labels = split_labels(&params.rest, validation)?;
     if job.is_empty() {
         return Err(UrlError::JobRequired);
     }
@@ -173,7 +173,7 @@ mod tests {
     fn key(job: &str, labels: &str, base64: bool) -> Result<Vec<(String, String)>, String> {
         let params = Params {
             job: job.into(),
-            labels: labels.into(),
+            rest: labels.into(),
         };
         grouping_key(&params, base64, NameValidation::Legacy)
             .map(|k| {
@@ -338,13 +338,13 @@ mod tests {
     fn utf8_label_names() {
         let params = Params {
             job: "testjob".into(),
-            labels: "/instance/testinstance/U__dotted_2e_label_2e_name/mylabelvalue".into(),
+            rest: "/instance/testinstance/U__dotted_2e_label_2e_name/mylabelvalue".into(),
         };
         let key = grouping_key(&params, false, NameValidation::Utf8).unwrap();
         assert_eq!(key.get("dotted.label.name"), Some("mylabelvalue"));
         let params = Params {
             job: "dGVzdC9qb2I=".into(),
-            labels: "/instance@base64/dGVzdGluc3RhbmNl/U__dotted_2e_label_2e_name@base64/bXlsYWJlbHZhbHVl".into(),
+            rest: "/instance@base64/dGVzdGluc3RhbmNl/U__dotted_2e_label_2e_name@base64/bXlsYWJlbHZhbHVl".into(),
         };
         let key = grouping_key(&params, true, NameValidation::Utf8).unwrap();
         assert_eq!(key.job(), "test/job");
@@ -352,7 +352,7 @@ mod tests {
         // The reserved prefix is checked on the escaped form.
         let params = Params {
             job: "j".into(),
-            labels: "/U______x/v".into(),
+            rest: "/U______x/v".into(),
         };
         assert_eq!(
             grouping_key(&params, false, NameValidation::Utf8)

@@ -1,6 +1,7 @@
 //! The HTTP interface: upstream's routes and their answers. `dispatch` routes every request;
 //! each endpoint family has its own file, and every error answer is made in `error`.
 
+mod api;
 mod body;
 mod error;
 pub mod grouping;
@@ -8,6 +9,7 @@ mod lifecycle;
 mod push;
 pub mod router;
 mod scrape;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,13 +19,16 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, Request, StatusCode, header};
 
+pub use api::StatusInfo;
 pub use error::HttpError;
+pub use ui::PageSettings;
 
+use crate::authz::{Access, Authorizer};
 use crate::format::exposition::ExpositionCache;
 use crate::model::NameValidation;
 use crate::store::{OwnFamily, Store};
 use crate::telemetry::Telemetry;
-use crate::web_config::WebSecurity;
+use crate::web_config::{Identity, WebSecurity};
 use router::{Endpoint, Router, Routing};
 
 /// Settings the handlers need.
@@ -36,6 +41,8 @@ pub struct Options {
 
 /// Everything a request can reach.
 pub struct AppState {
+    /// With `--web.authz-file`, who may do what.
+    pub authz: Option<Arc<Authorizer>>,
     pub store: Arc<Store>,
     pub telemetry: Arc<Telemetry>,
     pub router: Router,
@@ -47,6 +54,9 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// With persistence, the log that changes must reach before they are acknowledged.
     pub journal: Option<Arc<crate::persist::Journal>>,
+    pub status: StatusInfo,
+    pub api_metrics: api::MetricsCache,
+    pub page: PageSettings,
 }
 
 /// The service every listener serves; behind the web configuration's guard (rate limit,
@@ -68,22 +78,15 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) ->
     };
     let method = request.method().clone();
     match state.router.route(&method, &path) {
-        Routing::Matched(endpoint, params) => match endpoint {
-            Endpoint::Push { job_base64 } => {
-                let remote = request
-                    .extensions()
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|ConnectInfo(addr)| *addr);
-                push::push(state, request, params, job_base64, remote).await
+        Routing::Matched(endpoint, params) => {
+            if let Some(access) = endpoint_access(&endpoint)
+                && let Err(denial) = authorize(&state, &request, access)
+            {
+                return denial.into_response();
             }
-            Endpoint::Delete { job_base64 } => push::delete(state, params, job_base64).await,
-            Endpoint::Scrape => scrape::scrape(state, request.headers().clone()).await,
-            Endpoint::Healthy => lifecycle::healthy(&state, "healthy"),
-            Endpoint::Ready => lifecycle::healthy(&state, "ready"),
-            Endpoint::Quit => lifecycle::quit(&state),
-            Endpoint::QuitWrongMethod => lifecycle::quit_wrong_method(),
-        },
-        Routing::CleanPath(target) => redirect(
+            serve(state, request, endpoint, params).await
+        }
+        Routing::MuxRedirect(target) => redirect(
             &method,
             StatusCode::MOVED_PERMANENTLY,
             &target,
@@ -107,6 +110,82 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) ->
         Routing::MethodNotAllowed(allow) => HttpError::MethodNotAllowed { allow }.into_response(),
         Routing::NotFound => HttpError::NotFound.into_response(),
     }
+}
+
+/// Runs the handler of a matched endpoint.
+async fn serve(
+    state: Arc<AppState>,
+    request: Request<Body>,
+    endpoint: Endpoint,
+    params: router::Params,
+) -> Response {
+    match endpoint {
+        Endpoint::Push { job_base64 } => {
+            let remote = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| *addr);
+            push::push(state, request, params, job_base64, remote).await
+        }
+        Endpoint::Delete { job_base64 } => {
+            let identity = identity_of(&request);
+            push::delete(state, &identity, params, job_base64).await
+        }
+        Endpoint::Scrape => scrape::scrape(state, request.headers().clone()).await,
+        Endpoint::Healthy => lifecycle::healthy(&state, "healthy"),
+        Endpoint::Ready => lifecycle::healthy(&state, "ready"),
+        Endpoint::Quit => lifecycle::quit(&state),
+        Endpoint::QuitWrongMethod => lifecycle::quit_wrong_method(),
+        Endpoint::Page => ui::page(&state),
+        Endpoint::Static => ui::asset(&state, &params.rest, request.headers()),
+        Endpoint::ApiStatus => api::status(&state),
+        Endpoint::ApiMetrics => api::metrics(state).await,
+        Endpoint::ApiOptions => api::options(&state),
+        Endpoint::Wipe => api::wipe(state).await,
+    }
+}
+
+/// What the authorization rules must allow for an endpoint, before its handler runs. Pushes
+/// and deletions are checked by their handlers, once the grouping key is known; health checks
+/// and answers that reveal nothing are always allowed.
+fn endpoint_access(endpoint: &Endpoint) -> Option<Access<'static>> {
+    match endpoint {
+        Endpoint::Scrape => Some(Access::Scrape),
+        Endpoint::Page | Endpoint::Static | Endpoint::ApiStatus | Endpoint::ApiMetrics => {
+            Some(Access::Read)
+        }
+        Endpoint::Wipe | Endpoint::Quit => Some(Access::Admin),
+        Endpoint::Push { .. }
+        | Endpoint::Delete { .. }
+        | Endpoint::Healthy
+        | Endpoint::Ready
+        | Endpoint::QuitWrongMethod
+        // CORS preflights come without credentials and reveal nothing.
+        | Endpoint::ApiOptions => None,
+    }
+}
+
+/// Asks the authorization rules, when there are any, whether the request may have `access`.
+pub(super) fn authorize(
+    state: &AppState,
+    request: &Request<Body>,
+    access: Access<'_>,
+) -> Result<(), HttpError> {
+    match &state.authz {
+        Some(authz) => authz
+            .check(&identity_of(request), access)
+            .map_err(HttpError::from),
+        None => Ok(()),
+    }
+}
+
+/// Who sent the request, as the web configuration's guard found out (nobody without one).
+fn identity_of(request: &Request<Body>) -> Identity {
+    request
+        .extensions()
+        .get::<Identity>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Percent-decodes a request path strictly: a `%` must start a two-digit hex escape (Go's

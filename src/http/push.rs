@@ -13,11 +13,13 @@ use super::error::HttpError;
 use super::grouping::grouping_key;
 use super::router::Params;
 use super::{AppState, body};
+use crate::authz::Access;
 use crate::format::proto_parse::parse_delimited;
 use crate::format::text_parse::parse_text;
 use crate::model::proto::MetricFamily;
 use crate::model::{NameValidation, Timestamp};
 use crate::store::{Push, PushMode};
+use crate::web_config::Identity;
 
 /// Bodies above this size are decoded and stored on a blocking thread, so that one large push
 /// does not hold up the executor that serves everybody else.
@@ -59,8 +61,9 @@ async fn store_push(
     remote: Option<SocketAddr>,
 ) -> Result<(), HttpError> {
     let key = grouping_key(params, job_base64, state.options.validation).inspect_err(|err| {
-        tracing::debug!(url = %params.labels, err = %err, "failed to parse URL");
+        tracing::debug!(url = %params.rest, err = %err, "failed to parse URL");
     })?;
+    super::authorize(state, &request, Access::Push(&key))?;
     let mode = if request.method() == Method::PUT {
         PushMode::Replace
     } else {
@@ -117,7 +120,10 @@ async fn store_push(
 }
 
 /// A change is acknowledged only once the journal has it on disk.
-async fn wait_until_durable(state: &AppState, sequence: Option<u64>) -> Result<(), HttpError> {
+pub(super) async fn wait_until_durable(
+    state: &AppState,
+    sequence: Option<u64>,
+) -> Result<(), HttpError> {
     match (&state.journal, sequence) {
         (Some(journal), Some(sequence)) => journal
             .wait(sequence)
@@ -127,27 +133,39 @@ async fn wait_until_durable(state: &AppState, sequence: Option<u64>) -> Result<(
     }
 }
 
-pub async fn delete(state: Arc<AppState>, params: Params, job_base64: bool) -> Response {
-    let response = match grouping_key(&params, job_base64, state.options.validation) {
-        Ok(key) => {
-            // Upstream only queues the deletion and answers 202 at once; deleting (and
-            // persisting) first keeps the same answer and spares clients the race of seeing
-            // the group after the 202.
-            let sequence = state.store.delete(&key);
-            match wait_until_durable(&state, sequence).await {
-                Ok(()) => StatusCode::ACCEPTED.into_response(),
-                Err(err) => err.into_response(),
-            }
-        }
-        Err(err) => {
-            tracing::debug!(url = %params.labels, err = %err, "failed to parse URL");
-            HttpError::from(err).into_response()
-        }
+pub async fn delete(
+    state: Arc<AppState>,
+    identity: &Identity,
+    params: Params,
+    job_base64: bool,
+) -> Response {
+    let response = match delete_group(&state, identity, &params, job_base64).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(err) => err.into_response(),
     };
     state
         .telemetry
         .count_request("delete", "delete", response.status().as_u16());
     response
+}
+
+async fn delete_group(
+    state: &AppState,
+    identity: &Identity,
+    params: &Params,
+    job_base64: bool,
+) -> Result<(), HttpError> {
+    let key = grouping_key(params, job_base64, state.options.validation).inspect_err(|err| {
+        tracing::debug!(url = %params.rest, err = %err, "failed to parse URL");
+    })?;
+    if let Some(authz) = &state.authz {
+        authz.check(identity, Access::Delete(&key))?;
+    }
+    // Upstream only queues the deletion and answers 202 at once; deleting (and persisting)
+    // first keeps the same answer and spares clients the race of seeing the group after the
+    // 202.
+    let sequence = state.store.delete(&key);
+    wait_until_durable(state, sequence).await
 }
 
 /// The client's address for log lines.

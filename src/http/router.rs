@@ -20,23 +20,37 @@ pub enum Endpoint {
     Healthy,
     Ready,
     Quit,
-    /// `GET /-/quit`, which upstream answers with its own 405 text (always unprefixed).
+    /// `GET <prefix>/-/quit`, answered with upstream's own 405 text. (Upstream registers this
+    /// route without the prefix, a bug not copied.)
     QuitWrongMethod,
+    /// The web UI's page, at `<prefix>/` and `<prefix>/status`.
+    Page,
+    /// A file of the web UI under `<prefix>/static/`.
+    Static,
+    ApiStatus,
+    ApiMetrics,
+    /// `OPTIONS` on any path under the API.
+    ApiOptions,
+    /// `PUT <prefix>/api/v1/admin/wipe`, routed only with the admin API enabled.
+    Wipe,
 }
 
-/// Values taken from the path by `:job` and `*labels`.
+/// Values taken from the path by `:job` and `*rest`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Params {
     pub job: String,
-    /// Everything after the job segment, leading `/` included (empty when there is nothing).
-    pub labels: String,
+    /// What the catch-all took: everything after the job segment of a push path (the label
+    /// part), or the file path below `static`, leading `/` included (empty when there is
+    /// nothing).
+    pub rest: String,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Routing {
     Matched(Endpoint, Params),
-    /// An unclean path (`//`, `.`, `..`): 301 to the cleaned one, whatever the method.
-    CleanPath(String),
+    /// Go's `ServeMux` answers 301, whatever the method, for an unclean path (`//`, `.`, `..`),
+    /// sending the cleaned one, and for the API's root without its trailing slash.
+    MuxRedirect(String),
     /// A trailing slash or letter case to fix: 301 for GET, 307 for other methods.
     Redirect(String),
     /// `OPTIONS` on a path that exists: 200 with this `Allow` value.
@@ -62,57 +76,113 @@ struct Route {
     endpoint: Endpoint,
 }
 
+/// Upstream's two routers: the main one, and the API's, which sits behind `ServeMux` at
+/// `<prefix>/api/v1/` and sees paths with that part stripped.
 pub struct Router {
-    routes: Vec<Route>,
-    /// `<prefix>/metrics/job/`, which httprouter's tree redirects to `<prefix>/metrics/job`.
-    bare_job_path: String,
+    main: Table,
+    api: Table,
+    /// `<prefix>/api/v1`.
+    api_root: String,
 }
 
 impl Router {
-    /// The routes for a route prefix (`""` or `/x`) and the joined telemetry path.
-    pub fn new(prefix: &str, telemetry_path: &str) -> Router {
-        let mut routes = Vec::new();
-        let mut add = |methods: &[Method], path: &str, endpoint: Endpoint| {
-            for method in methods {
-                routes.push(Route {
-                    method: method.clone(),
-                    segments: parse_pattern(path),
-                    endpoint,
-                });
-            }
-        };
+    /// The routes for a route prefix (`""` or `/x`), the joined telemetry path, and whether the
+    /// admin API is enabled.
+    pub fn new(prefix: &str, telemetry_path: &str, admin_api: bool) -> Router {
+        let mut main = Table::default();
         let push = [Method::PUT, Method::POST];
         for (job, job_base64) in [("job", false), ("job@base64", true)] {
             for suffix in ["", "/*labels"] {
                 let path = format!("{prefix}/metrics/{job}/:job{suffix}");
-                add(&push, &path, Endpoint::Push { job_base64 });
-                add(&[Method::DELETE], &path, Endpoint::Delete { job_base64 });
+                main.add(&push, &path, Endpoint::Push { job_base64 });
+                main.add(&[Method::DELETE], &path, Endpoint::Delete { job_base64 });
             }
         }
-        add(&[Method::GET], telemetry_path, Endpoint::Scrape);
-        add(
+        main.bare_job_path = Some(format!("{prefix}/metrics/job/"));
+        main.add(&[Method::GET], telemetry_path, Endpoint::Scrape);
+        main.add(
             &[Method::GET],
             &format!("{prefix}/-/healthy"),
             Endpoint::Healthy,
         );
-        add(
+        main.add(
             &[Method::GET],
             &format!("{prefix}/-/ready"),
             Endpoint::Ready,
         );
-        add(&push, &format!("{prefix}/-/quit"), Endpoint::Quit);
-        add(&[Method::GET], "/-/quit", Endpoint::QuitWrongMethod);
+        main.add(&push, &format!("{prefix}/-/quit"), Endpoint::Quit);
+        main.add(
+            &[Method::GET],
+            &format!("{prefix}/-/quit"),
+            Endpoint::QuitWrongMethod,
+        );
+        main.add(
+            &[Method::GET],
+            &format!("{prefix}/static/*filepath"),
+            Endpoint::Static,
+        );
+        main.add(&[Method::GET], &format!("{prefix}/status"), Endpoint::Page);
+        main.add(&[Method::GET], &format!("{prefix}/"), Endpoint::Page);
+
+        let mut api = Table::default();
+        api.add(&[Method::OPTIONS], "/*path", Endpoint::ApiOptions);
+        api.add(&[Method::GET], "/status", Endpoint::ApiStatus);
+        api.add(&[Method::GET], "/metrics", Endpoint::ApiMetrics);
+        if admin_api {
+            api.add(&[Method::PUT], "/admin/wipe", Endpoint::Wipe);
+        }
         Router {
-            routes,
-            bare_job_path: format!("{prefix}/metrics/job/"),
+            main,
+            api,
+            api_root: format!("{prefix}/api/v1"),
         }
     }
 
     /// Routes a request by method and percent-decoded path.
     pub fn route(&self, method: &Method, path: &str) -> Routing {
         if let Some(clean) = clean_path(path) {
-            return Routing::CleanPath(clean);
+            return Routing::MuxRedirect(clean);
         }
+        if path == self.api_root {
+            return Routing::MuxRedirect(format!("{path}/"));
+        }
+        match path
+            .strip_prefix(&self.api_root)
+            .filter(|rest| rest.starts_with('/'))
+        {
+            // Upstream's API router redirects to the stripped path (a `Location` without the
+            // prefix, which leads nowhere); the full path is sent here.
+            Some(rest) => match self.api.route(method, rest) {
+                Routing::Redirect(target) => {
+                    Routing::Redirect(format!("{}{target}", self.api_root))
+                }
+                routing => routing,
+            },
+            None => self.main.route(method, path),
+        }
+    }
+}
+
+/// One httprouter: routes by method, with its redirects and automatic answers.
+#[derive(Default)]
+struct Table {
+    routes: Vec<Route>,
+    /// `<prefix>/metrics/job/`, which httprouter's tree redirects to `<prefix>/metrics/job`.
+    bare_job_path: Option<String>,
+}
+
+impl Table {
+    fn add(&mut self, methods: &[Method], path: &str, endpoint: Endpoint) {
+        for method in methods {
+            self.routes.push(Route {
+                method: method.clone(),
+                segments: parse_pattern(path),
+                endpoint,
+            });
+        }
+    }
+
+    fn route(&self, method: &Method, path: &str) -> Routing {
         if let Some((endpoint, params)) = self.find(method, path) {
             return Routing::Matched(endpoint, params);
         }
@@ -152,7 +222,7 @@ impl Router {
         // parameter, which it answers with a trailing-slash redirect to a path that does not
         // exist. Clients have seen that 307 for years, so it stays.
         let push_method = [Method::PUT, Method::POST, Method::DELETE].contains(method);
-        (push_method && path == self.bare_job_path).then_some(toggled)
+        (push_method && self.bare_job_path.as_deref() == Some(path)).then_some(toggled)
     }
 
     fn case_insensitive_match(&self, method: &Method, path: &str) -> Option<String> {
@@ -217,7 +287,7 @@ fn match_segments(pattern: &[Segment], path: &str, ignore_case: bool) -> Option<
                 if !rest.starts_with('/') {
                     return None;
                 }
-                params.labels = rest.to_string();
+                params.rest = rest.to_string();
                 fixed.push_str(rest);
                 return Some((params, fixed));
             }
@@ -282,7 +352,7 @@ mod tests {
     use super::*;
 
     fn router() -> Router {
-        Router::new("", "/metrics")
+        Router::new("", "/metrics", false)
     }
 
     fn push(job: &str, labels: &str) -> Routing {
@@ -290,7 +360,7 @@ mod tests {
             Endpoint::Push { job_base64: false },
             Params {
                 job: job.into(),
-                labels: labels.into(),
+                rest: labels.into(),
             },
         )
     }
@@ -314,7 +384,7 @@ mod tests {
                 Endpoint::Delete { job_base64: true },
                 Params {
                     job: "Zm9v".into(),
-                    labels: "".into()
+                    rest: "".into()
                 }
             )
         );
@@ -384,30 +454,95 @@ mod tests {
         let r = router();
         assert_eq!(
             r.route(&Method::PUT, "/metrics/job/foo/a//b/c"),
-            Routing::CleanPath("/metrics/job/foo/a/b/c".into())
+            Routing::MuxRedirect("/metrics/job/foo/a/b/c".into())
         );
         assert_eq!(
             r.route(&Method::PUT, "/metrics/job/foo/../b/c"),
-            Routing::CleanPath("/metrics/job/b/c".into())
+            Routing::MuxRedirect("/metrics/job/b/c".into())
         );
         assert_eq!(
             r.route(&Method::GET, "/./metrics"),
-            Routing::CleanPath("/metrics".into())
+            Routing::MuxRedirect("/metrics".into())
         );
-        assert_eq!(r.route(&Method::GET, "//"), Routing::CleanPath("/".into()));
+        assert_eq!(
+            r.route(&Method::GET, "//"),
+            Routing::MuxRedirect("/".into())
+        );
         assert_eq!(
             r.route(&Method::GET, "/metrics/job/foo/bar/.."),
-            Routing::CleanPath("/metrics/job/foo".into())
+            Routing::MuxRedirect("/metrics/job/foo".into())
         );
         assert_eq!(
             r.route(&Method::GET, "/metrics/job/foo/./"),
-            Routing::CleanPath("/metrics/job/foo/".into())
+            Routing::MuxRedirect("/metrics/job/foo/".into())
         );
     }
 
     #[test]
-    fn prefix_moves_everything_but_the_legacy_quit_route() {
-        let r = Router::new("/pg", "/pg/metrics");
+    fn api_router_behind_the_mux() {
+        let r = Router::new("", "/metrics", true);
+        let matched = |e| Routing::Matched(e, Params::default());
+        assert_eq!(
+            r.route(&Method::GET, "/api/v1/status"),
+            matched(Endpoint::ApiStatus)
+        );
+        assert_eq!(
+            r.route(&Method::GET, "/api/v1/metrics"),
+            matched(Endpoint::ApiMetrics)
+        );
+        assert_eq!(
+            r.route(&Method::PUT, "/api/v1/admin/wipe"),
+            matched(Endpoint::Wipe)
+        );
+        assert_eq!(
+            r.route(&Method::OPTIONS, "/api/v1/anything/at/all"),
+            Routing::Matched(
+                Endpoint::ApiOptions,
+                Params {
+                    job: String::new(),
+                    rest: "/anything/at/all".into()
+                }
+            )
+        );
+        assert_eq!(
+            r.route(&Method::GET, "/api/v1"),
+            Routing::MuxRedirect("/api/v1/".into())
+        );
+        assert_eq!(
+            r.route(&Method::PUT, "/api/v1"),
+            Routing::MuxRedirect("/api/v1/".into())
+        );
+        assert_eq!(r.route(&Method::GET, "/api/v1/"), Routing::NotFound);
+        assert_eq!(r.route(&Method::GET, "/api/v1/nope"), Routing::NotFound);
+        assert_eq!(
+            r.route(&Method::POST, "/api/v1/status"),
+            Routing::MethodNotAllowed("GET, OPTIONS".into())
+        );
+        assert_eq!(
+            r.route(&Method::GET, "/api/v1/admin/wipe"),
+            Routing::MethodNotAllowed("OPTIONS, PUT".into())
+        );
+        assert_eq!(
+            r.route(&Method::GET, "/api/v1/status/"),
+            Routing::Redirect("/api/v1/status".into())
+        );
+        assert_eq!(r.route(&Method::GET, "/API/v1/status"), Routing::NotFound);
+        let without_admin = Router::new("", "/metrics", false);
+        assert_eq!(
+            without_admin.route(&Method::PUT, "/api/v1/admin/wipe"),
+            Routing::NotFound
+        );
+        assert_eq!(r.route(&Method::GET, "/"), matched(Endpoint::Page));
+        assert_eq!(r.route(&Method::GET, "/status"), matched(Endpoint::Page));
+        assert_eq!(
+            r.route(&Method::GET, "/static"),
+            Routing::Redirect("/static/".into())
+        );
+    }
+
+    #[test]
+    fn prefix_moves_everything() {
+        let r = Router::new("/pg", "/pg/metrics", false);
         assert_eq!(r.route(&Method::PUT, "/pg/metrics/job/x"), push("x", ""));
         assert_eq!(r.route(&Method::PUT, "/metrics/job/x"), Routing::NotFound);
         assert_eq!(
@@ -417,11 +552,31 @@ mod tests {
         assert_eq!(r.route(&Method::GET, "/-/healthy"), Routing::NotFound);
         assert_eq!(
             r.route(&Method::GET, "/pg/-/quit"),
-            Routing::MethodNotAllowed("OPTIONS, POST, PUT".into())
+            Routing::Matched(Endpoint::QuitWrongMethod, Params::default())
+        );
+        assert_eq!(r.route(&Method::GET, "/-/quit"), Routing::NotFound);
+        assert_eq!(
+            r.route(&Method::GET, "/pg/api/v1/status"),
+            Routing::Matched(Endpoint::ApiStatus, Params::default())
         );
         assert_eq!(
-            r.route(&Method::GET, "/-/quit"),
-            Routing::Matched(Endpoint::QuitWrongMethod, Params::default())
+            r.route(&Method::GET, "/pg/api/v1"),
+            Routing::MuxRedirect("/pg/api/v1/".into())
+        );
+        assert_eq!(r.route(&Method::GET, "/api/v1/status"), Routing::NotFound);
+        assert_eq!(
+            r.route(&Method::GET, "/pg"),
+            Routing::Redirect("/pg/".into())
+        );
+        assert_eq!(
+            r.route(&Method::GET, "/pg/static/app.js"),
+            Routing::Matched(
+                Endpoint::Static,
+                Params {
+                    job: String::new(),
+                    rest: "/app.js".into()
+                }
+            )
         );
         assert_eq!(
             r.route(&Method::PUT, "/pg/metrics/job/"),

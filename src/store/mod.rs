@@ -229,6 +229,22 @@ impl Store {
         sequence
     }
 
+    /// Deletes every group at once (the admin API's wipe); a push racing with it lands either
+    /// before (and is wiped) or after. Returns the journal's sequence number of the last
+    /// deletion, if anything was deleted and there is a journal.
+    pub fn wipe(&self) -> Option<u64> {
+        let mut state = self.lock();
+        let keys: Vec<GroupingKey> = state.groups.keys().cloned().collect();
+        let mut last = None;
+        for key in &keys {
+            last = state.remove(key).or(last);
+        }
+        if state.inconsistent.is_some() {
+            state.revalidate(&self.own, self.check);
+        }
+        last
+    }
+
     /// A consistent view of every group as of now.
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot_with(|| ())

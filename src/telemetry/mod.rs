@@ -17,6 +17,10 @@ use crate::model::proto::{
 };
 use crate::store::OwnFamily;
 
+pub const AUTHZ_DENIED: &str = "pushgateway_authz_denied_total";
+pub const AUTHZ_LAST_RELOAD_OK: &str = "pushgateway_authz_last_reload_successful";
+pub const AUTHZ_LAST_RELOAD_TIME: &str = "pushgateway_authz_last_reload_success_timestamp_seconds";
+pub const AUTHZ_RELOADS: &str = "pushgateway_authz_reloads_total";
 pub const BUILD_INFO: &str = "pushgateway_build_info";
 pub const HTTP_REQUESTS: &str = "pushgateway_http_requests_total";
 pub const HTTP_REJECTED: &str = "pushgateway_http_requests_rejected_total";
@@ -38,6 +42,26 @@ pub const WEB_CONFIG_LAST_RELOAD_TIME: &str =
     "pushgateway_web_config_last_reload_success_timestamp_seconds";
 
 const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
+    (
+        AUTHZ_DENIED,
+        MetricType::Counter,
+        "Requests refused by the authorization rules (--web.authz-file), by action (push, scrape, read, admin).",
+    ),
+    (
+        AUTHZ_LAST_RELOAD_OK,
+        MetricType::Gauge,
+        "Whether the last reload of the authorization file succeeded (1) or was refused (0).",
+    ),
+    (
+        AUTHZ_LAST_RELOAD_TIME,
+        MetricType::Gauge,
+        "Time of the last successful load of the authorization file.",
+    ),
+    (
+        AUTHZ_RELOADS,
+        MetricType::Counter,
+        "Reloads of the authorization file after it changed, by result.",
+    ),
     (
         PERSISTENCE_ERRORS,
         MetricType::Counter,
@@ -86,7 +110,7 @@ const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
     (
         HTTP_REJECTED,
         MetricType::Counter,
-        "HTTP requests refused before reaching a handler, by reason (rate_limited, unauthorized).",
+        "HTTP requests refused before reaching a handler, by reason (rate_limited, unauthorized, client_certificate_required).",
     ),
     (
         HTTP_REQUESTS,
@@ -163,6 +187,22 @@ impl BuildInfo {
             fips: crate::fips::BUILD,
             crypto_module: crate::fips::module(),
         }
+    }
+
+    /// The build information as the status API and page show it: upstream's keys where they
+    /// apply (`goVersion` becomes `rustVersion`), plus the target and the FIPS facts.
+    pub fn status_entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("branch", self.branch.to_string()),
+            ("buildDate", self.build_date.to_string()),
+            ("buildUser", self.build_user.to_string()),
+            ("cryptoModule", self.crypto_module.clone()),
+            ("fips", self.fips.to_string()),
+            ("revision", self.revision.to_string()),
+            ("rustVersion", self.rust_version.to_string()),
+            ("target", self.target.to_string()),
+            ("version", self.version.to_string()),
+        ]
     }
 
     /// The `--version` text, shaped like upstream's.

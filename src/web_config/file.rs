@@ -49,7 +49,9 @@ pub struct HttpServerConfig {
 }
 
 /// A string map in which a key may appear only once, as Go's strict YAML reading demands.
-fn unique_keys<'de, D>(deserializer: D) -> Result<Option<BTreeMap<String, String>>, D::Error>
+pub(crate) fn unique_keys<'de, D>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {

@@ -16,7 +16,7 @@ mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
@@ -27,16 +27,15 @@ use http::{HeaderName, HeaderValue, Request, StatusCode, header};
 
 pub use acceptor::{Acceptor, ClientCertificateInfo};
 pub use auth::hash_password;
+pub(crate) use file::unique_keys;
 pub use identity::{CertificateIdentity, ClientCertificate, Identity};
 pub use tls::{TlsPolicy, crypto_provider};
 
 use crate::model::Timestamp;
+use crate::reload::FileSet;
 use crate::telemetry::{self, Telemetry};
 use auth::{Authenticator, Users};
 use file::WebConfigFile;
-
-/// How often the configuration file and the files it names are checked for changes.
-const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Why a web configuration cannot be used. The texts are exporter-toolkit's where it has one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,6 +137,8 @@ pub struct TlsState {
     pub server: Arc<rustls::ServerConfig>,
     /// Whether client certificates are verified against CAs (so their names can be trusted).
     pub verifies_clients: bool,
+    /// Whether the file demands a client certificate (a `Require*` policy, or allowed SANs).
+    pub certificate_required: bool,
 }
 
 impl WebConfig {
@@ -176,9 +177,17 @@ impl WebConfig {
                 tls_file.client_auth_type.as_deref(),
                 Some("VerifyClientCertIfGiven" | "RequireAndVerifyClientCert")
             );
+            let certificate_required = tls_file.client_allowed_sans.is_some()
+                || matches!(
+                    tls_file.client_auth_type.as_deref(),
+                    Some(
+                        "RequireAnyClientCert" | "RequireClientCert" | "RequireAndVerifyClientCert"
+                    )
+                );
             Some(TlsState {
                 server: Arc::new(server),
                 verifies_clients,
+                certificate_required,
             })
         } else {
             None
@@ -247,48 +256,37 @@ fn check_headers(
     Ok(checked)
 }
 
-/// A file's identity and version, as far as its metadata tells.
-#[derive(Clone, PartialEq, Eq)]
-struct Stamp(Option<(SystemTime, u64, u64)>);
-
-fn stamp(path: &Path) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    Stamp(
-        std::fs::metadata(path)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len(), m.ino()))),
-    )
-}
-
 /// The web configuration in service, shared by the listeners and the request guard.
 pub struct WebSecurity {
     path: PathBuf,
     policy: TlsPolicy,
     current: ArcSwap<WebConfig>,
-    stamps: Mutex<Vec<(PathBuf, Stamp)>>,
+    files: Mutex<FileSet>,
     tls_enabled: bool,
     http2: bool,
     limiter: Option<Mutex<TokenBucket>>,
     authenticator: Authenticator,
     telemetry: Arc<Telemetry>,
+    /// Paths answered to GET and HEAD without client certificate or password (the health
+    /// checks, when the authorization file opens them).
+    open_paths: Vec<String>,
 }
 
 impl WebSecurity {
-    /// Loads the file for start-up; any error refuses start-up.
+    /// Loads the file for start-up; any error refuses start-up. `open_paths` are served
+    /// without authentication (and client certificates become optional in the handshake).
     pub fn start(
         path: &Path,
-        policy: TlsPolicy,
+        mut policy: TlsPolicy,
+        open_paths: Vec<String>,
         telemetry: Arc<Telemetry>,
     ) -> Result<Arc<WebSecurity>, WebConfigError> {
+        policy.certificate_optional_in_handshake = !open_paths.is_empty();
         let (config, warnings) = WebConfig::load(path, policy)?;
         for warning in &warnings {
             tracing::warn!(file = %path.display(), "{warning}");
         }
-        let stamps = config
-            .watched
-            .iter()
-            .map(|p| (p.clone(), stamp(p)))
-            .collect();
+        let files = FileSet::new(config.watched.clone());
         let limiter = config
             .rate_limit
             .map(|(interval, burst)| Mutex::new(TokenBucket::new(interval, burst)));
@@ -305,10 +303,11 @@ impl WebSecurity {
             tls_enabled: config.tls.is_some(),
             http2: config.http2,
             current: ArcSwap::from_pointee(config),
-            stamps: Mutex::new(stamps),
+            files: Mutex::new(files),
             limiter,
             authenticator: Authenticator::default(),
             telemetry,
+            open_paths,
         }))
     }
 
@@ -331,22 +330,17 @@ impl WebSecurity {
 
     /// Watches the files until the task is dropped.
     pub async fn watch(self: Arc<Self>) {
-        let mut ticker = tokio::time::interval(WATCH_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let this = self.clone();
-            // Loading reads files and may hash a dummy password: blocking work.
-            let _ = tokio::task::spawn_blocking(move || this.reload_if_changed()).await;
-        }
+        crate::reload::poll(Arc::new(move || {
+            self.reload_if_changed();
+        }))
+        .await;
     }
 
     /// Loads the file again if it or a file it names changed. Returns whether a reload was
     /// attempted.
     pub fn reload_if_changed(&self) -> bool {
-        let mut stamps = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
-        let changed = stamps.iter().any(|(path, old)| stamp(path) != *old);
-        if !changed {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if !files.changed() {
             return false;
         }
         let result = WebConfig::load(&self.path, self.policy).and_then(|(config, warnings)| {
@@ -362,9 +356,9 @@ impl WebSecurity {
         // and retried only after the next change.
         let watched = match &result {
             Ok((config, _)) => config.watched.clone(),
-            Err(_) => stamps.iter().map(|(p, _)| p.clone()).collect(),
+            Err(_) => files.paths().cloned().collect(),
         };
-        *stamps = watched.iter().map(|p| (p.clone(), stamp(p))).collect();
+        *files = FileSet::new(watched);
         match result {
             Ok((config, warnings)) => {
                 for warning in &warnings {
@@ -403,6 +397,8 @@ impl WebSecurity {
 /// The request guard every route runs behind when a web configuration is given: the rate
 /// limit (429), then basic auth (401); the configured headers go on every answer that passed
 /// the rate limit, 401s included. The request's `Identity` is attached for the handlers.
+/// Open paths skip authentication; when the handshake could not demand a client certificate
+/// because of them, every other request without one is refused here (403).
 pub async fn guard(
     State(security): State<Arc<WebSecurity>>,
     mut request: Request<Body>,
@@ -422,11 +418,26 @@ pub async fn guard(
         .extensions()
         .get::<ClientCertificateInfo>()
         .and_then(|info| info.0.clone());
+    let open = (request.method() == http::Method::GET || request.method() == http::Method::HEAD)
+        && security
+            .open_paths
+            .iter()
+            .any(|p| p == request.uri().path());
+    let certificate_missing = !open
+        && client_certificate.is_none()
+        && !security.open_paths.is_empty()
+        && config.tls.as_ref().is_some_and(|t| t.certificate_required);
     let mut identity = Identity {
         client_certificate,
         user: None,
     };
-    let mut response = if config.users.is_empty() {
+    let mut response = if certificate_missing {
+        security.telemetry.increment(
+            telemetry::HTTP_REJECTED,
+            &[("reason", "client_certificate_required")],
+        );
+        plain_error(StatusCode::FORBIDDEN, "client certificate required\n")
+    } else if open || config.users.is_empty() {
         request.extensions_mut().insert(identity);
         next.run(request).await
     } else {

@@ -43,6 +43,10 @@ pub struct TlsPolicy {
     /// is still pending in the AWS-LC module (rustls counts the hybrids as FIPS because their
     /// first component is approved).
     pub fips_strict: bool,
+    /// The authorization file leaves health checks open to clients without a certificate, so
+    /// the handshake cannot demand one; a certificate the file requires is then demanded per
+    /// request instead (see `guard`).
+    pub certificate_optional_in_handshake: bool,
 }
 
 /// Names that name algorithms outside FIPS 140; a FIPS build refuses them.
@@ -247,6 +251,7 @@ pub fn server_config(
         client_auth,
         client_cas.as_deref(),
         tls.client_allowed_sans.clone(),
+        !policy.certificate_optional_in_handshake,
         &provider,
     )?;
 
@@ -408,21 +413,24 @@ fn restrict_provider(
     Ok(provider)
 }
 
+/// `enforce_in_handshake`: whether a certificate the policy requires is demanded in the
+/// handshake (else the request guard demands it).
 fn client_verifier(
     client_auth: ClientAuth,
     client_cas: Option<&[u8]>,
     allowed_sans: Option<Vec<String>>,
+    enforce_in_handshake: bool,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ClientCertVerifier>, WebConfigError> {
     let verifier: Arc<dyn ClientCertVerifier> = match client_auth {
         ClientAuth::None => return Ok(WebPkiClientVerifier::no_client_auth()),
         ClientAuth::Request | ClientAuth::RequireAny => Arc::new(AnyCertificate {
-            mandatory: client_auth == ClientAuth::RequireAny,
+            mandatory: client_auth == ClientAuth::RequireAny && enforce_in_handshake,
             provider: provider.clone(),
         }),
         ClientAuth::VerifyIfGiven | ClientAuth::RequireAndVerify => {
             let roots = trust_anchors(client_cas);
-            let mandatory = client_auth == ClientAuth::RequireAndVerify;
+            let mandatory = client_auth == ClientAuth::RequireAndVerify && enforce_in_handshake;
             if roots.is_empty() {
                 Arc::new(NoTrustAnchors { mandatory })
             } else {
@@ -443,6 +451,7 @@ fn client_verifier(
         Some(allowed) => Arc::new(AllowedSans {
             inner: verifier,
             allowed,
+            mandatory: enforce_in_handshake,
         }),
         None => verifier,
     })
@@ -586,11 +595,13 @@ impl ClientCertVerifier for NoTrustAnchors {
 
 /// `client_allowed_sans`: after the policy's own checks, the client's certificate must carry one
 /// of these names (DNS, e-mail, IP address or URI, compared exactly). A client without a
-/// certificate does not pass: upstream's check crashes that connection.
+/// certificate does not pass (upstream's check crashes that connection), in the handshake or,
+/// with open health checks, at the request guard.
 #[derive(Debug)]
 struct AllowedSans {
     inner: Arc<dyn ClientCertVerifier>,
     allowed: Vec<String>,
+    mandatory: bool,
 }
 
 impl ClientCertVerifier for AllowedSans {
@@ -599,7 +610,7 @@ impl ClientCertVerifier for AllowedSans {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {

@@ -20,10 +20,9 @@ difference; ``suspected="<text>"`` may explain it, but it still fails the run. A
 where latest (or our documented deviation) answers otherwise.
 
 ``pending="<why>"`` marks a case or step that exercises something our gateway does not implement
-yet (the JSON API, the admin wipe, the web UI pages and the redirects that exist only because
-those routes exist). Pending cases still run; their differences are reported as PENDING and do
+yet (none does today). Pending cases still run; their differences are reported as PENDING and do
 not fail the run unless ``--pending-fails`` is given. A pending case/step that agrees gets a note
-that its marker can be removed. Mark just the step (e.g. ``Api(pending=PENDING)``) where the rest
+that its marker can be removed. Mark just the step (e.g. ``Api()``) where the rest
 of a case works today.
 """
 
@@ -33,9 +32,6 @@ import pb
 from dsl import CONSISTENCY, NAMES_ONLY, Api, Case, Cli, ExpectExit, Req, Scrape, Sleep
 
 CASES = []
-
-PENDING = ("not implemented yet: JSON API / admin API / web UI (issue 'JSON API, web UI, "
-           "lifecycle, route prefix and the gateway's own metrics')")
 
 # ------------------------------------------------------------------ (a) spec §9
 R_GZIP_CASE = ("spec §9 'Request Content-Encoding': 1.5.1 decodes only the exact value 'gzip', "
@@ -137,6 +133,9 @@ C_WIRE_TYPE = (
     "docs/compatibility.md row 'Protobuf field with the wrong wire type': ours answers 400 "
     "'proto: cannot parse invalid wire-format data', upstream ignores the field (and stores the "
     "push)")
+C_QUIT_PREFIX = (
+    "docs/compatibility.md row '`GET /-/quit` with a route prefix': upstream keeps its custom 405 "
+    "at the un-prefixed path (a bug), ours moves it under the prefix")
 C_NO_NAME = (
     "docs/compatibility.md row 'Unnamed family in a protobuf push': ours answers 400 'proto: "
     "metric family without a name', upstream stores it")
@@ -276,11 +275,11 @@ case("route.api_paths", get("/api/v1"), get("/api/v1/"), get("/api/v1/nope"),
      req("OPTIONS", "/api/v1/whatever", compare_headers=(
          "access-control-allow-origin", "access-control-allow-methods",
          "access-control-allow-headers", "access-control-expose-headers")),
-     post("/api/v1/status"), put("/api/v1/metrics"), final_scrape=False, pending=PENDING)
+     post("/api/v1/status"), put("/api/v1/metrics"), final_scrape=False)
 case("route.wipe_disabled", put("/api/v1/admin/wipe"), get("/api/v1/admin/wipe"))
-case("route.static_redirect", get("/static", pending=PENDING), put("/static"), final_scrape=False)
+case("route.static_redirect", get("/static"), put("/static"), final_scrape=False)
 case("route.ui_pages", get("/", compare_body=False), get("/status", compare_body=False),
-     req("HEAD", "/"), post("/"), final_scrape=False, pending=PENDING)
+     req("HEAD", "/"), post("/"), final_scrape=False)
 
 # =================================================================== url: push URL grammar
 case("url.job_plain", put(J + "/plain", M1))
@@ -512,10 +511,10 @@ case("pb.garbage", Req("PUT", J + "/j", b"\x04\xff\xff\xff\xff", headers=[("Cont
      Req("PUT", J + "/j", b"\x03\x1a\x01\x00", headers=[("Content-Type", pb.PROTO_CT)],
          expected_difference=C_WIRE_TYPE),
      final_scrape=Scrape(expected_difference=C_WIRE_TYPE))
-case("pb.empty_family", pbput(J + "/j", pb.family("pb_empty", "no metrics", G)), Api(pending=PENDING))
+case("pb.empty_family", pbput(J + "/j", pb.family("pb_empty", "no metrics", G)), Api())
 case("pb.zero_length_message", Req("PUT", J + "/j", b"\x00", headers=[("Content-Type", pb.PROTO_CT)],
                                    expected_difference=C_NO_NAME),
-     Api(pending=PENDING), final_scrape=Scrape(expected_difference=C_NO_NAME))
+     Api(expected_difference=C_NO_NAME), final_scrape=Scrape(expected_difference=C_NO_NAME))
 case("pb.no_name", pbput(J + "/j", pb.family(None, None, G, [pb.metric(gauge=1)]),
                         expected_difference=C_NO_NAME))
 case("pb.empty_body", pbput(J + "/j"), pbput(J + "/k", method="POST"))
@@ -538,7 +537,7 @@ _native = pb.family("nh", "native", pb.HISTOGRAM, [pb.metric(histogram=pb.histog
     20, 99.23, schema=1, zero_threshold=0.001, zero_count=2, pos_spans=[(0, 2), (1, 2)],
     pos_deltas=[2, 1, -3, 0], neg_spans=[(0, 1)], neg_deltas=[4]))])
 case("pb.native_histogram", pbput(J + "/j", _native))
-case("pb.native_histogram_api", pbput(J + "/j", _native), Api(pending=PENDING),
+case("pb.native_histogram_api", pbput(J + "/j", _native), Api(),
      expected_difference=R_NATIVE_API)
 case("pb.native_float_histogram", pbput(J + "/j", pb.family("nfh", None, pb.HISTOGRAM, [
     pb.metric(histogram=pb.histogram(None, 9.5, count_float=7.5, schema=0, zero_threshold=0.5,
@@ -698,9 +697,9 @@ case("store.body_instance_survives", put(J + "/urljob", "x{job=\"bodyjob\",insta
 case("store.instance_injection", put(J + "/j", "a 1\nb{x=\"y\"} 2\n"), put(J + "/k/foo/bar", "c 1\n"))
 case("store.grouping_label_override_other", put(J + "/j/a/url", "m{a=\"body\",b=\"body\"} 1\n"))
 case("store.rejected_push_creates_group", put(J + "/j/instance/i", "a 1\nb 1 1000\n"),
-     Api(pending=PENDING))
+     Api())
 case("store.rejected_push_existing_group", put(J + "/j", "a 1\n"), put(J + "/j", "a 1 1000\n"),
-     Scrape(), post(J + "/j", "b 2\n"), Api(pending=PENDING))
+     Scrape(), post(J + "/j", "b 2\n"), Api())
 case("store.push_time_in_body", put(J + "/j", "push_time_seconds 42\nm 1\n"))
 case("store.push_time_in_body_wrong_type", put(J + "/j", "# TYPE push_time_seconds counter\n"
                                                           "push_time_seconds 42\n"))
@@ -714,15 +713,15 @@ case("store.post_type_change_same_family", put(J + "/j", "# TYPE m counter\nm 1\
 case("store.post_other_family_keeps_type", put(J + "/j", "# TYPE m counter\nm 1\n"),
      post(J + "/j", "# TYPE n gauge\nn 1\n"), post(J + "/j", "# TYPE m gauge\nm 2\n"))
 case("store.put_empty_keeps_failure_time", put(J + "/j", "a 1 5\n"), put(J + "/j", ""),
-     Api(pending=PENDING))
+     Api())
 case("store.api_groups", put(J + "/batch/instance/host1",
                              "# HELP d Duration.\n# TYPE d gauge\nd{stage=\"a\"} 0.272\n" + _mixed),
      put("/metrics/job@base64/QmrDtnJu/instance@base64/aW5zdCdhIm5cY2Ux", "m 1\n"),
-     put(J + "/other", "d 1\nx 2 3\n"), Api(pending=PENDING))
+     put(J + "/other", "d 1\nx 2 3\n"), Api())
 
 # =================================================================== cons: consistency checks
 case("cons.type_conflict_across_groups", put(J + "/t1", "# TYPE a counter\na 1\n"),
-     put(J + "/t2", "# TYPE a gauge\na 1\n", norm=CONS), Api(pending=PENDING))
+     put(J + "/t2", "# TYPE a gauge\na 1\n", norm=CONS), Api())
 case("cons.type_conflict_untyped", put(J + "/x", "a 1\n"), put(J + "/y", "# TYPE a gauge\na 1\n",
                                                                norm=CONS))
 case("cons.type_conflict_protobuf", pbput(J + "/t1", pb.family("a", None, pb.COUNTER, [pb.metric(counter=1)])),
@@ -760,7 +759,7 @@ case("cons.go_goroutines_counter", put(J + "/j", "# TYPE go_goroutines counter\n
                                        norm=CONS), expected_difference=C_GO)
 case("cons.go_goroutines_wrong_help", put(J + "/j", "# HELP go_goroutines Inconsistent doc string.\n"
                                                     "# TYPE go_goroutines gauge\ngo_goroutines 1\n"),
-     Api(pending=PENDING), final_scrape=Scrape(expected_difference=C_GO))
+     Api(), final_scrape=Scrape(expected_difference=C_GO))
 case("cons.go_goroutines_untyped", put(J + "/j", "go_goroutines 1\n", norm=CONS),
      expected_difference=C_GO)
 case("cons.own_counter_family", put(J + "/j", "# TYPE pushgateway_http_requests_total gauge\n"
@@ -779,11 +778,11 @@ case("cons.failure_time_counter_in_body", put(J + "/a", M1), put(J + "/b", M1),
           norm=CONS), expected_difference=C_TIME_FAMILIES)
 case("cons.rejected_then_valid", put(J + "/t1", "# TYPE a counter\na 1\n"),
      put(J + "/t2", "# TYPE a gauge\na 1\n", norm=CONS), put(J + "/t2", "# TYPE a counter\na 2\n"),
-     Api(pending=PENDING))
+     Api())
 
 # =================================================================== nocheck: --push.disable-consistency-check
 case("nocheck.push_202", put(J + "/j", M1), post(J + "/j", "n 1\n"), flags=NOCHECK)
-case("nocheck.timestamp_silently_rejected", put(J + "/j", "a 1 1000\n"), Sleep(0.1), Api(pending=PENDING),
+case("nocheck.timestamp_silently_rejected", put(J + "/j", "a 1 1000\n"), Sleep(0.1), Api(),
      flags=NOCHECK)
 case("nocheck.type_conflict_breaks_scrape", put(J + "/t1", "# TYPE a counter\na 1\n"),
      put(J + "/t2", "# TYPE a gauge\na 1\n"), Scrape(norm=CONS), put(J + "/t3", "b 1\n"),
@@ -793,7 +792,7 @@ case("nocheck.duplicate_series_breaks_scrape", put(J + "/j", "a{x=\"1\"} 1\na{x=
 case("nocheck.collision_breaks_scrape", put(J + "/a", _H), put(J + "/b", "h_count 2\n"),
      Scrape(norm=CONS), delete(J + "/b"), flags=NOCHECK)
 case("nocheck.own_type_conflict", put(J + "/j", "# TYPE go_goroutines counter\ngo_goroutines 1\n"),
-     Scrape(norm=CONS, expected_difference=C_GO), Api(pending=PENDING), delete(J + "/j"),
+     Scrape(norm=CONS, expected_difference=C_GO), Api(), delete(J + "/j"),
      flags=NOCHECK)
 case("nocheck.parse_and_url_errors", put(J + "/j", "m 1"), put(J + "/j/odd", M1),
      put("/metrics/job@base64/=", M1), delete(J + "/j/odd"), flags=NOCHECK)
@@ -805,21 +804,22 @@ case("nocheck.protobuf_type_mismatch", pbput(J + "/j", pb.family("mm", None, pb.
 # =================================================================== prefix: route prefix, telemetry path
 _PG = dict(ready_path="/pg/-/ready", final_scrape=False)
 case("prefix.route_prefix", put("/pg/metrics/job/x", M1), put("/metrics/job/x", M1),
-     get("/-/healthy"), get("/pg/-/healthy"), get("/-/quit"), get("/pg/-/quit"),
-     get("/pg", pending=PENDING),
+     get("/-/healthy"), get("/pg/-/healthy"), get("/-/quit", expected_difference=C_QUIT_PREFIX),
+     get("/pg/-/quit", expected_difference=C_QUIT_PREFIX),
+     get("/pg"),
      get("/metrics"), Scrape("/pg/metrics"), delete("/pg/metrics/job/x"), Scrape("/pg/metrics"),
      flags=["--web.route-prefix=/pg"], **_PG)
 case("prefix.route_prefix_without_slash", put("/pg/metrics/job/x", M1), Scrape("/pg/metrics"),
      flags=["--web.route-prefix=pg"], **_PG)
 case("prefix.route_prefix_trailing_slash", put("/pg/metrics/job/x", M1), Scrape("/pg/metrics"),
-     get("/pg/", compare_body=False, pending=PENDING), flags=["--web.route-prefix=/pg/"], **_PG)
+     get("/pg/", compare_body=False), flags=["--web.route-prefix=/pg/"], **_PG)
 case("prefix.route_prefix_many_slashes", put("/pg/metrics/job/x", M1), Scrape("/pg/metrics"),
      get("/pg//-/healthy"), get("/pg/-/healthy"),
      flags=["--web.route-prefix=/pg//"], ready_path="/pg/-/ready", ready_any_status=True,
      final_scrape=False, expected_difference=R_PREFIX)
 case("prefix.route_prefix_root", put("/metrics/job/x", M1), flags=["--web.route-prefix=/"])
 case("prefix.external_url", put("/pg/metrics/job/x", M1), put("/metrics/job/x", M1),
-     Scrape("/pg/metrics"), get("/pg", pending=PENDING), get("/-/quit"),
+     Scrape("/pg/metrics"), get("/pg"), get("/-/quit", expected_difference=C_QUIT_PREFIX),
      flags=["--web.external-url=http://example.com/pg/"], **_PG)
 case("prefix.external_url_and_route_prefix", put("/rp/metrics/job/x", M1), Scrape("/rp/metrics"),
      get("/pg/-/healthy"), flags=["--web.external-url=http://example.com/pg/",
@@ -836,30 +836,28 @@ case("prefix.telemetry_and_route_prefix", put("/pg/metrics/job/x", M1), Scrape("
 
 # =================================================================== admin: admin API
 _ADMIN = ["--web.enable-admin-api"]
-_AP = dict(pending=PENDING)
 case("admin.wipe", put(J + "/a", M1), put(J + "/b/instance/c", "n 1\n"),
-     put("/api/v1/admin/wipe"), Sleep(0.2), Api(), flags=_ADMIN, **_AP)
-case("admin.wipe_empty_store", put("/api/v1/admin/wipe"), flags=_ADMIN, **_AP)
+     put("/api/v1/admin/wipe"), Sleep(0.2), Api(), flags=_ADMIN)
+case("admin.wipe_empty_store", put("/api/v1/admin/wipe"), flags=_ADMIN)
 case("admin.wipe_methods", get("/api/v1/admin/wipe"), post("/api/v1/admin/wipe"),
      delete("/api/v1/admin/wipe"),
      req("OPTIONS", "/api/v1/admin/wipe", compare_headers=("access-control-allow-origin",)),
-     flags=_ADMIN, **_AP)
+     flags=_ADMIN)
 case("admin.wipe_with_prefix", put("/pg/metrics/job/a", M1), put("/api/v1/admin/wipe"),
      put("/pg/api/v1/admin/wipe"), Sleep(0.2), Scrape("/pg/metrics"),
-     flags=_ADMIN + ["--web.route-prefix=/pg"], **_PG, **_AP)
+     flags=_ADMIN + ["--web.route-prefix=/pg"], **_PG)
 
 # =================================================================== api: JSON API
-case("api.metrics_empty", Api(), final_scrape=False, **_AP)
-case("api.metrics_types", put(J + "/j/instance/i", _mixed), Api(), **_AP)
+case("api.metrics_empty", Api(), final_scrape=False)
+case("api.metrics_types", put(J + "/j/instance/i", _mixed), Api())
 case("api.metrics_special_values", put(J + "/j", "a NaN\nb +Inf\nc -Inf\nd -0\ne 1e6\nf 1e-07\n"),
-     Api(), **_AP)
+     Api())
 case("api.metrics_escaping", put("/metrics/job@base64/PHNjcmlwdD4mPC9zY3JpcHQ-",
-                                 "# HELP m <b>&amp;</b> \"q\"\nm{v=\"<&>\"} 1\n"), Api(), **_AP)
+                                 "# HELP m <b>&amp;</b> \"q\"\nm{v=\"<&>\"} 1\n"), Api())
 case("api.status", get("/api/v1/status", compare_body=False,
                        compare_headers=("access-control-allow-origin", "cache-control")),
-     final_scrape=False, **_AP)
-case("api.status_body", Api("/api/v1/status"), final_scrape=False, expected_difference=R_FLAGS_MAP,
-     **_AP)
+     final_scrape=False)
+case("api.status_body", Api("/api/v1/status"), final_scrape=False, expected_difference=R_FLAGS_MAP)
 
 # =================================================================== cli: command line
 CASES.append(Cli("cli.unknown_flag", ["--bogus"]))

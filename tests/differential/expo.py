@@ -303,7 +303,9 @@ _TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\
 def normalise_api(text: str, port=None):
     """Return (canonical JSON string, problems).
 
-    Time stamps become <TS>, push times <TIME>, groups are sorted by their labels; for
+    Time stamps become <TS>, push times <TIME>, groups are sorted by their labels, and so are
+    the metrics of each family (upstream lists them as pushed, ours as scraped: the
+    docs/compatibility.md row 'Order of series within a family in /api/v1/metrics'); for
     /api/v1/status the start time and the listen address (a random port) are replaced."""
     problems = []
 
@@ -328,6 +330,10 @@ def normalise_api(text: str, port=None):
                     out[k] = v.replace(f":{port}", ":<PORT>")
                 elif k == "value" and fam in TIME_FAMILIES and isinstance(v, str):
                     out[k] = time_placeholder(v)
+                elif k == "metrics" and isinstance(v, list):
+                    out[k] = sorted((walk(m, fam) for m in v),
+                                    key=lambda m: json.dumps(m.get("labels") if isinstance(m, dict)
+                                                             else m, sort_keys=True))
                 else:
                     out[k] = walk(v, k if k in TIME_FAMILIES else fam)
             return out

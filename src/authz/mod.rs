@@ -1,0 +1,486 @@
+//! `--web.authz-file`: who may do what. Upstream lets anybody who passed TLS and basic auth
+//! push to and delete any group, wipe the store and read everything; here rules map requesters
+//! (the names in their verified client certificate, their basic-auth user) to what they may
+//! do: push to (and delete) grouping keys matching patterns, scrape, read the API and UI, and
+//! use the admin endpoints. Without the flag nothing here runs and behaviour is upstream's.
+//!
+//! The file is separate from the web configuration so that web-config files stay readable by
+//! upstream. It is reloaded when it changes; a broken version is logged and counted and the
+//! last good one stays in service.
+
+mod file;
+mod pattern;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::model::{GroupingKey, Timestamp};
+use crate::reload::FileSet;
+use crate::telemetry::{self, Telemetry};
+use crate::web_config::Identity;
+use pattern::Pattern;
+
+/// The kinds of names a requester can be known by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    DnsSan,
+    UriSan,
+    EmailSan,
+    IpSan,
+    CommonName,
+    User,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::DnsSan,
+        Kind::UriSan,
+        Kind::EmailSan,
+        Kind::IpSan,
+        Kind::CommonName,
+        Kind::User,
+    ];
+
+    /// The name used for the kind in the file, both as a key under `identities` and as a
+    /// `{placeholder}` in push patterns.
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::DnsSan => "dns_san",
+            Kind::UriSan => "uri_san",
+            Kind::EmailSan => "email_san",
+            Kind::IpSan => "ip_san",
+            Kind::CommonName => "common_name",
+            Kind::User => "user",
+        }
+    }
+
+    fn from_placeholder(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.key() == name)
+    }
+}
+
+/// What a request wants to do.
+#[derive(Clone, Copy, Debug)]
+pub enum Access<'a> {
+    /// PUT or POST to a group.
+    Push(&'a GroupingKey),
+    /// DELETE of a group (allowed by the same grants as pushing to it).
+    Delete(&'a GroupingKey),
+    /// GET of the metrics path.
+    Scrape,
+    /// The web UI, its files and the JSON API's read endpoints.
+    Read,
+    /// Wiping the store and `/-/quit`.
+    Admin,
+}
+
+impl Access<'_> {
+    /// The `action` label of the denial counter.
+    pub fn action(self) -> &'static str {
+        match self {
+            Access::Push(_) | Access::Delete(_) => "push",
+            Access::Scrape => "scrape",
+            Access::Read => "read",
+            Access::Admin => "admin",
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Access::Push(key) => format!("push to group {key}"),
+            Access::Delete(key) => format!("delete group {key}"),
+            Access::Scrape => "scrape metrics".into(),
+            Access::Read => "read the web UI and API".into(),
+            Access::Admin => "use the admin endpoints".into(),
+        }
+    }
+}
+
+/// Why the file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthzError {
+    #[error("open {path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("yaml: {0}")]
+    Yaml(String),
+    #[error("rule {rule:?}: {reason}")]
+    Rule { rule: String, reason: String },
+    #[error(
+        "unauthenticated_health_checks cannot change while the gateway runs; restart it to apply the change"
+    )]
+    FixedAtStartUp,
+}
+
+/// One checked version of the file.
+#[derive(Debug)]
+pub struct Policy {
+    unauthenticated_health_checks: bool,
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    name: String,
+    anyone: bool,
+    identities: Vec<(Kind, Pattern)>,
+    push: Vec<PushGrant>,
+    scrape: bool,
+    read: bool,
+    admin: bool,
+}
+
+/// Push and delete for grouping keys whose job matches `job` and which have every label in
+/// `labels` with a matching value. Labels not named are free.
+#[derive(Debug)]
+struct PushGrant {
+    job: Pattern,
+    labels: Vec<(String, Pattern)>,
+}
+
+/// A requester's names, taken from what was verified: the client certificate only when the
+/// web configuration checks it against CAs, the user only when the password was right.
+pub struct Requester {
+    names: Vec<(Kind, String)>,
+}
+
+impl Requester {
+    pub fn of(identity: &Identity) -> Requester {
+        let mut names = Vec::new();
+        if let Some(cert) = identity.verified_certificate() {
+            names.extend(cert.dns_names.iter().map(|n| (Kind::DnsSan, n.clone())));
+            names.extend(cert.uris.iter().map(|n| (Kind::UriSan, n.clone())));
+            names.extend(
+                cert.email_addresses
+                    .iter()
+                    .map(|n| (Kind::EmailSan, n.clone())),
+            );
+            names.extend(
+                cert.ip_addresses
+                    .iter()
+                    .map(|ip| (Kind::IpSan, ip.to_string())),
+            );
+            names.extend(
+                cert.subject_common_name
+                    .iter()
+                    .map(|n| (Kind::CommonName, n.clone())),
+            );
+        }
+        names.extend(identity.user.iter().map(|u| (Kind::User, u.clone())));
+        Requester { names }
+    }
+
+    fn own(&self, kind: Kind) -> Vec<&str> {
+        self.names
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, n)| n.as_str())
+            .collect()
+    }
+}
+
+/// `dns_san="a.example.com" user="alice"`, or what is missing.
+impl fmt::Display for Requester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.names.is_empty() {
+            return f.write_str("an anonymous requester (no verified client certificate, no user)");
+        }
+        for (i, (kind, name)) in self.names.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{}={name:?}", kind.key())?;
+        }
+        Ok(())
+    }
+}
+
+/// A refused request: who asked, for what, and which rules applied to them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("forbidden: {requester} may not {access}: {reason}")]
+pub struct Denial {
+    pub requester: String,
+    pub access: String,
+    pub action: &'static str,
+    pub reason: String,
+}
+
+impl Rule {
+    fn applies_to(&self, requester: &Requester) -> bool {
+        self.anyone
+            || self.identities.iter().any(|(kind, pattern)| {
+                requester
+                    .own(*kind)
+                    .iter()
+                    .any(|name| pattern.matches(name, &|_| Vec::new()))
+            })
+    }
+
+    fn grants(&self, access: Access<'_>, requester: &Requester) -> bool {
+        match access {
+            Access::Push(key) | Access::Delete(key) => self.push.iter().any(|grant| {
+                let own = |kind: Kind| requester.own(kind);
+                grant.job.matches(key.job(), &own)
+                    && grant.labels.iter().all(|(name, pattern)| {
+                        key.get(name)
+                            .is_some_and(|value| pattern.matches(value, &own))
+                    })
+            }),
+            Access::Scrape => self.scrape,
+            Access::Read => self.read,
+            Access::Admin => self.admin,
+        }
+    }
+}
+
+impl Policy {
+    pub fn decide(&self, requester: &Requester, access: Access<'_>) -> Result<(), Denial> {
+        let applying: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|rule| rule.applies_to(requester))
+            .collect();
+        if applying.iter().any(|rule| rule.grants(access, requester)) {
+            return Ok(());
+        }
+        let reason = if applying.is_empty() {
+            "no rule names this requester".to_string()
+        } else {
+            let names: Vec<String> = applying.iter().map(|r| format!("{:?}", r.name)).collect();
+            let what = match access {
+                Access::Push(_) | Access::Delete(_) => "a push grant matching this group",
+                Access::Scrape => "scrape",
+                Access::Read => "read",
+                Access::Admin => "admin",
+            };
+            format!(
+                "the rules for this requester ({}) do not grant {what}",
+                names.join(", ")
+            )
+        };
+        Err(Denial {
+            requester: requester.to_string(),
+            access: access.describe(),
+            action: access.action(),
+            reason,
+        })
+    }
+}
+
+/// The policy in service, reloaded when its file changes.
+pub struct Authorizer {
+    path: PathBuf,
+    current: ArcSwap<Policy>,
+    files: Mutex<FileSet>,
+    unauthenticated_health_checks: bool,
+    telemetry: Arc<Telemetry>,
+}
+
+fn load(path: &Path) -> Result<Policy, AuthzError> {
+    let content = std::fs::read_to_string(path).map_err(|e| AuthzError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    file::parse(&content)
+}
+
+impl Authorizer {
+    /// Loads the file for start-up; any error refuses start-up.
+    pub fn start(path: &Path, telemetry: Arc<Telemetry>) -> Result<Arc<Authorizer>, AuthzError> {
+        let files = FileSet::new([path.to_path_buf()]);
+        let policy = load(path)?;
+        telemetry.set(telemetry::AUTHZ_LAST_RELOAD_OK, &[], 1.0);
+        telemetry.set(
+            telemetry::AUTHZ_LAST_RELOAD_TIME,
+            &[],
+            Timestamp::now().as_seconds_f64(),
+        );
+        Ok(Arc::new(Authorizer {
+            path: path.to_path_buf(),
+            unauthenticated_health_checks: policy.unauthenticated_health_checks,
+            current: ArcSwap::from_pointee(policy),
+            files: Mutex::new(files),
+            telemetry,
+        }))
+    }
+
+    /// Whether `/-/healthy` and `/-/ready` are open to requesters without a client certificate
+    /// or password (fixed at start-up, because it decides how TLS handshakes are made).
+    pub fn unauthenticated_health_checks(&self) -> bool {
+        self.unauthenticated_health_checks
+    }
+
+    /// Allows the request, or logs, counts and returns the denial.
+    pub fn check(&self, identity: &Identity, access: Access<'_>) -> Result<(), Denial> {
+        let requester = Requester::of(identity);
+        let decision = self.current.load().decide(&requester, access);
+        if let Err(denial) = &decision {
+            tracing::warn!(
+                requester = %denial.requester,
+                action = denial.action,
+                request = %denial.access,
+                reason = %denial.reason,
+                "request denied by the authorization rules"
+            );
+            self.telemetry
+                .increment(telemetry::AUTHZ_DENIED, &[("action", denial.action)]);
+        }
+        decision
+    }
+
+    /// Watches the file until the task is dropped.
+    pub async fn watch(self: Arc<Self>) {
+        crate::reload::poll(Arc::new(move || {
+            self.reload_if_changed();
+        }))
+        .await;
+    }
+
+    /// Loads the file again if it changed. Returns whether a reload was attempted.
+    pub fn reload_if_changed(&self) -> bool {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if !files.changed() {
+            return false;
+        }
+        // Remember what was seen before reading, so that a broken file is reported once and
+        // retried only after the next change.
+        *files = FileSet::new([self.path.clone()]);
+        let result = load(&self.path).and_then(|policy| {
+            if policy.unauthenticated_health_checks != self.unauthenticated_health_checks {
+                return Err(AuthzError::FixedAtStartUp);
+            }
+            Ok(policy)
+        });
+        match result {
+            Ok(policy) => {
+                self.current.store(Arc::new(policy));
+                tracing::info!(file = %self.path.display(), "authorization rules reloaded");
+                self.telemetry
+                    .increment(telemetry::AUTHZ_RELOADS, &[("result", "success")]);
+                self.telemetry
+                    .set(telemetry::AUTHZ_LAST_RELOAD_OK, &[], 1.0);
+                self.telemetry.set(
+                    telemetry::AUTHZ_LAST_RELOAD_TIME,
+                    &[],
+                    Timestamp::now().as_seconds_f64(),
+                );
+            }
+            Err(err) => {
+                tracing::error!(
+                    file = %self.path.display(),
+                    err = %err,
+                    "authorization rules not reloaded; the previous ones stay in use"
+                );
+                self.telemetry
+                    .increment(telemetry::AUTHZ_RELOADS, &[("result", "failure")]);
+                self.telemetry
+                    .set(telemetry::AUTHZ_LAST_RELOAD_OK, &[], 0.0);
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web_config::{CertificateIdentity, ClientCertificate};
+
+    /// A requester with a certificate (common name `cn`, DNS names `dns`) when `cn` is given.
+    fn requester(cn: Option<&str>, dns: &[&str], user: Option<&str>, verified: bool) -> Requester {
+        let certificate = cn.map(|cn| {
+            Arc::new(ClientCertificate {
+                identity: CertificateIdentity {
+                    subject_common_name: Some(cn.into()),
+                    dns_names: dns.iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                },
+                verified,
+            })
+        });
+        Requester::of(&Identity {
+            client_certificate: certificate,
+            user: user.map(str::to_string),
+        })
+    }
+
+    fn key(labels: &[(&str, &str)]) -> GroupingKey {
+        GroupingKey::from_labels(labels.iter().copied())
+    }
+
+    const POLICY: &str = r#"
+rules:
+  - name: team-a
+    identities: {dns_san: ["*.team-a.example.com"]}
+    push:
+      - job: "team-a-*"
+        labels: {instance: "{dns_san}"}
+  - name: prometheus
+    identities: {user: [prometheus]}
+    scrape: true
+    read: true
+  - name: ops
+    identities: {common_name: [ops]}
+    admin: true
+"#;
+
+    #[test]
+    fn push_grants_follow_job_and_label_patterns() {
+        let policy = file::parse(POLICY).unwrap();
+        let host = requester(Some("cn"), &["h1.team-a.example.com"], None, true);
+        let own = key(&[
+            ("job", "team-a-backup"),
+            ("instance", "h1.team-a.example.com"),
+        ]);
+        assert_eq!(policy.decide(&host, Access::Push(&own)), Ok(()));
+        assert_eq!(policy.decide(&host, Access::Delete(&own)), Ok(()));
+        let other_instance = key(&[
+            ("job", "team-a-backup"),
+            ("instance", "h2.team-a.example.com"),
+        ]);
+        let denial = policy
+            .decide(&host, Access::Push(&other_instance))
+            .unwrap_err();
+        assert_eq!(
+            denial.to_string(),
+            "forbidden: dns_san=\"h1.team-a.example.com\" common_name=\"cn\" may not push to group \
+             {instance=\"h2.team-a.example.com\", job=\"team-a-backup\"}: the rules for this \
+             requester (\"team-a\") do not grant a push grant matching this group"
+        );
+        let no_instance = key(&[("job", "team-a-backup")]);
+        assert!(policy.decide(&host, Access::Push(&no_instance)).is_err());
+        let other_job = key(&[("job", "team-b"), ("instance", "h1.team-a.example.com")]);
+        assert!(policy.decide(&host, Access::Push(&other_job)).is_err());
+        assert_eq!(
+            policy.decide(&host, Access::Scrape).unwrap_err().action,
+            "scrape"
+        );
+    }
+
+    #[test]
+    fn unverified_certificates_name_nobody() {
+        let policy = file::parse(POLICY).unwrap();
+        let unverified = requester(Some("cn"), &["h1.team-a.example.com"], None, false);
+        let own = key(&[
+            ("job", "team-a-backup"),
+            ("instance", "h1.team-a.example.com"),
+        ]);
+        let denial = policy.decide(&unverified, Access::Push(&own)).unwrap_err();
+        assert_eq!(denial.reason, "no rule names this requester");
+        assert!(denial.requester.starts_with("an anonymous requester"));
+    }
+
+    #[test]
+    fn users_and_common_names() {
+        let policy = file::parse(POLICY).unwrap();
+        let prometheus = requester(None, &[], Some("prometheus"), true);
+        assert!(policy.decide(&prometheus, Access::Scrape).is_ok());
+        assert!(policy.decide(&prometheus, Access::Read).is_ok());
+        assert!(policy.decide(&prometheus, Access::Admin).is_err());
+        let ops = requester(Some("ops"), &["ops.example.com"], None, true);
+        assert!(policy.decide(&ops, Access::Admin).is_ok());
+        assert!(policy.decide(&ops, Access::Read).is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! API v1 under `<prefix>/api/v1/`: `status`, `metrics`, `OPTIONS` on any path (all with
+//! upstream's CORS and cache headers), and the admin API's `wipe`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+
+use super::AppState;
+use super::push::wait_until_durable;
+use crate::format::api_json;
+use crate::format::json::Json;
+use crate::model::Timestamp;
+
+/// What `/api/v1/status` reports, fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct StatusInfo {
+    pub build_information: Vec<(&'static str, String)>,
+    pub flags: Vec<(&'static str, String)>,
+    pub start_time: Timestamp,
+}
+
+/// The last `/api/v1/metrics` body and the store generation it shows, so that a UI polling an
+/// unchanged store costs a copy.
+#[derive(Default)]
+pub struct MetricsCache(Mutex<Option<(u64, Bytes)>>);
+
+const CORS_HEADERS: [(&str, &str); 5] = [
+    (
+        "access-control-allow-headers",
+        "Accept, Authorization, Content-Type, Origin",
+    ),
+    ("access-control-allow-methods", "GET, POST, DELETE, OPTIONS"),
+    ("access-control-allow-origin", "*"),
+    ("access-control-expose-headers", "Date"),
+    ("cache-control", "no-cache, no-store, must-revalidate"),
+];
+
+pub fn status(state: &AppState) -> Response {
+    let info = &state.status;
+    let data = Json::object([
+        (
+            "build_information",
+            Json::object(
+                info.build_information
+                    .iter()
+                    .map(|(k, v)| (*k, Json::str(v))),
+            ),
+        ),
+        (
+            "flags",
+            Json::object(info.flags.iter().map(|(k, v)| (*k, Json::str(v)))),
+        ),
+        ("start_time", Json::Str(info.start_time.rfc3339_nanos())),
+    ]);
+    let mut body = br#"{"status":"success","data":"#.to_vec();
+    data.write(&mut body);
+    body.push(b'}');
+    state.telemetry.count_request("api/v1/status", "get", 200);
+    json_response(body.into())
+}
+
+pub async fn metrics(state: Arc<AppState>) -> Response {
+    let snapshot = state.store.snapshot();
+    let generation = snapshot.generation();
+    let cached = lock(&state.api_metrics).clone();
+    let body = match cached {
+        Some((cached_generation, body)) if cached_generation == generation => body,
+        _ => {
+            // Proportional to the store: off the executor, as a large push is.
+            let render = move || {
+                let mut body = br#"{"status":"success","data":["#.to_vec();
+                for (i, group) in snapshot.groups().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    api_json::group(group).write(&mut body);
+                }
+                body.extend_from_slice(b"]}");
+                Bytes::from(body)
+            };
+            let body = match tokio::task::spawn_blocking(render).await {
+                Ok(body) => body,
+                Err(err) => {
+                    tracing::error!(err = %err, "rendering the metrics API answer failed");
+                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                }
+            };
+            *lock(&state.api_metrics) = Some((generation, body.clone()));
+            body
+        }
+    };
+    state.telemetry.count_request("api/v1/metrics", "get", 200);
+    json_response(body)
+}
+
+pub fn options(state: &AppState) -> Response {
+    state
+        .telemetry
+        .count_request("api/v1/options", "options", 200);
+    with_cors(StatusCode::OK.into_response())
+}
+
+/// Deletes every group. Upstream answers 202 and queues the deletions; here they are done (and
+/// persisted) first, so a client that reads after the 202 sees an empty store.
+pub async fn wipe(state: Arc<AppState>) -> Response {
+    tracing::debug!("start wiping metric store");
+    let sequence = state.store.wipe();
+    let response = match wait_until_durable(&state, sequence).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(err) => err.into_response(),
+    };
+    state
+        .telemetry
+        .count_request("wipe", "put", response.status().as_u16());
+    response
+}
+
+fn json_response(body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    with_cors(response)
+}
+
+fn with_cors(mut response: Response) -> Response {
+    for (name, value) in CORS_HEADERS {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn lock(cache: &MetricsCache) -> std::sync::MutexGuard<'_, Option<(u64, Bytes)>> {
+    // The cache holds a complete value or none; a panic elsewhere cannot leave it half-written.
+    cache
+        .0
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,589 @@
+//! `--web.authz-file`: rules for who may push where, scrape, read and administer, through the
+//! real server with client certificates made at test time.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use clap::Parser;
+use common::TestGateway;
+use common::tls::{Ca, CertAndKey, ClientOptions, dns, email, https};
+use pushgateway::cli::Cli;
+use pushgateway::server::{Gateway, StartError};
+
+const BODY: &str =
+    "# TYPE backup_last_success_seconds gauge\nbackup_last_success_seconds 1700000000\n";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    ca: Ca,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("Test CA");
+        ca.server(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .write(dir.path(), "server");
+        std::fs::write(dir.path().join("ca.crt"), &ca.pem).unwrap();
+        Setup { dir, ca }
+    }
+
+    fn write(&self, name: &str, content: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    async fn start(&self, web: &str, authz: &str, extra: &[&str]) -> TestGateway {
+        let web = self.write("web.yml", web);
+        let authz = self.write("authz.yml", authz);
+        let mut flags = vec![
+            format!("--web.config.file={web}"),
+            format!("--web.authz-file={authz}"),
+        ];
+        flags.extend(extra.iter().map(|f| f.to_string()));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        TestGateway::start(&flags).await
+    }
+
+    fn client(&self, identity: Option<&CertAndKey>) -> Arc<rustls::ClientConfig> {
+        let options = ClientOptions::new(&self.ca.pem);
+        match identity {
+            Some(identity) => options.with_identity(identity).config(),
+            None => options.config(),
+        }
+    }
+}
+
+const MTLS: &str = "tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: ca.crt
+";
+
+const TEAMS: &str = r#"
+rules:
+  - name: team-a
+    identities:
+      dns_san: ["*.team-a.example.com"]
+    push:
+      - job: "team-a-*"
+        labels:
+          instance: "{dns_san}"
+  - name: team-b
+    identities:
+      dns_san: ["*.team-b.example.com"]
+    push:
+      - job: "team-b-*"
+        labels:
+          instance: "{dns_san}"
+  - name: prometheus
+    identities:
+      dns_san: [prometheus.example.com]
+    scrape: true
+    read: true
+  - name: ops
+    identities:
+      email_san: ["*@ops.example.com"]
+    admin: true
+    read: true
+"#;
+
+/// One request with a client (certificate or none), returning status and body.
+async fn call(
+    gateway: &TestGateway,
+    client: &Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let response = https(
+        gateway.addr,
+        client.clone(),
+        method,
+        path,
+        headers,
+        body.to_string(),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
+    (response.response.status, response.response.text())
+}
+
+fn series_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+#[tokio::test]
+async fn team_pushers_are_confined_to_their_own_jobs() {
+    let setup = Setup::new();
+    let gateway = setup
+        .start(
+            MTLS,
+            TEAMS,
+            &["--web.enable-admin-api", "--web.enable-lifecycle"],
+        )
+        .await;
+    let cert = |cn: &str, sans| setup.ca.client(cn, sans, false);
+    let team_a = setup.client(Some(&cert("team-a", vec![dns("h1.team-a.example.com")])));
+    let team_b = setup.client(Some(&cert("team-b", vec![dns("h1.team-b.example.com")])));
+    let prometheus = setup.client(Some(&cert("prom", vec![dns("prometheus.example.com")])));
+    let ops = setup.client(Some(&cert("ops", vec![email("alice@ops.example.com")])));
+    let a_group = "/metrics/job/team-a-backup/instance/h1.team-a.example.com";
+    let b_group = "/metrics/job/team-b-backup/instance/h1.team-b.example.com";
+
+    assert_eq!(
+        call(&gateway, &team_a, "PUT", a_group, &[], BODY).await.0,
+        200
+    );
+    assert_eq!(
+        call(&gateway, &team_b, "POST", b_group, &[], BODY).await.0,
+        200
+    );
+
+    // Another team's job, with the pusher's own instance label.
+    let (status, body) = call(
+        &gateway,
+        &team_a,
+        "PUT",
+        "/metrics/job/team-b-backup/instance/h1.team-a.example.com",
+        &[],
+        BODY,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        "forbidden: dns_san=\"h1.team-a.example.com\" common_name=\"team-a\" may not push to \
+         group {instance=\"h1.team-a.example.com\", job=\"team-b-backup\"}: the rules for this \
+         requester (\"team-a\") do not grant a push grant matching this group\n"
+    );
+    // The own job, but another host's instance, or none.
+    for path in [
+        "/metrics/job/team-a-backup/instance/h2.team-a.example.com",
+        "/metrics/job/team-a-backup",
+    ] {
+        assert_eq!(
+            call(&gateway, &team_a, "PUT", path, &[], BODY).await.0,
+            403,
+            "{path}"
+        );
+    }
+    // Deleting the other team's group, also when the job is written in base64.
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("team-b-backup");
+    for path in [
+        b_group.to_string(),
+        format!("/metrics/job@base64/{b64}/instance/h1.team-b.example.com"),
+    ] {
+        let (status, body) = call(&gateway, &team_a, "DELETE", &path, &[], "").await;
+        assert_eq!(status, 403, "{path}");
+        assert!(body.contains("may not delete group"), "{body}");
+    }
+    // Pushers neither scrape, nor read, nor wipe or quit.
+    for (method, path) in [
+        ("GET", "/metrics"),
+        ("GET", "/api/v1/metrics"),
+        ("GET", "/"),
+        ("PUT", "/api/v1/admin/wipe"),
+        ("PUT", "/-/quit"),
+    ] {
+        assert_eq!(
+            call(&gateway, &team_b, method, path, &[], "").await.0,
+            403,
+            "{method} {path}"
+        );
+    }
+    // Health checks stay open to every authenticated client.
+    assert_eq!(
+        call(&gateway, &team_a, "GET", "/-/healthy", &[], "").await,
+        (200, "OK".into())
+    );
+
+    // Prometheus scrapes and reads, but cannot push.
+    let (status, scraped) = call(&gateway, &prometheus, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(scraped.contains(
+        "backup_last_success_seconds{instance=\"h1.team-a.example.com\",job=\"team-a-backup\"} 1.7e+09"
+    ));
+    assert!(scraped.contains(
+        "backup_last_success_seconds{instance=\"h1.team-b.example.com\",job=\"team-b-backup\"} 1.7e+09"
+    ));
+    // Nothing of the refused pushes was stored: no group for them, not even a failure time.
+    assert!(!scraped.contains("job=\"team-b-backup\",instance=\"h1.team-a"));
+    assert!(!scraped.contains("h2.team-a.example.com"));
+    assert_eq!(scraped.matches("push_failure_time_seconds{").count(), 2);
+    assert_eq!(
+        series_value(&scraped, "pushgateway_authz_denied_total{action=\"push\"}"),
+        Some(5.0)
+    );
+    assert_eq!(
+        series_value(
+            &scraped,
+            "pushgateway_authz_denied_total{action=\"scrape\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        series_value(&scraped, "pushgateway_authz_denied_total{action=\"read\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        series_value(&scraped, "pushgateway_authz_denied_total{action=\"admin\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        call(&gateway, &prometheus, "GET", "/api/v1/status", &[], "")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&gateway, &prometheus, "PUT", a_group, &[], BODY)
+            .await
+            .0,
+        403
+    );
+
+    // Each team deletes its own group.
+    assert_eq!(
+        call(&gateway, &team_a, "DELETE", a_group, &[], "").await.0,
+        202
+    );
+    let (_, scraped) = call(&gateway, &prometheus, "GET", "/metrics", &[], "").await;
+    assert!(!scraped.contains("team-a-backup"));
+    assert!(scraped.contains("team-b-backup"));
+
+    // Ops wipes.
+    assert_eq!(
+        call(&gateway, &ops, "PUT", "/api/v1/admin/wipe", &[], "")
+            .await
+            .0,
+        202
+    );
+    let (_, scraped) = call(&gateway, &prometheus, "GET", "/metrics", &[], "").await;
+    assert!(!scraped.contains("team-b-backup"));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn basic_auth_users_get_their_own_rules() {
+    let setup = Setup::new();
+    let hash = bcrypt_or_pbkdf2("secret");
+    let web = format!("basic_auth_users:\n  alice: {hash}\n  prom: {hash}\n");
+    let authz = r#"
+rules:
+  - name: users-push-their-own-jobs
+    identities: {user: ["*"]}
+    push:
+      - job: "{user}-*"
+  - name: prometheus
+    identities: {user: [prom]}
+    scrape: true
+"#;
+    let gateway = setup.start(&web, authz, &[]).await;
+    let basic = |user: &str, password: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    };
+    let alice = basic("alice", "secret");
+    let prom = basic("prom", "secret");
+    let as_user = |auth: &str| vec![("authorization", auth.to_string())];
+    let send = |method: &'static str, path: &'static str, auth: &str| {
+        let headers = as_user(auth);
+        let gateway = &gateway;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            gateway.request(method, path, &headers, BODY).await
+        }
+    };
+    assert_eq!(
+        send("PUT", "/metrics/job/alice-nightly", &alice)
+            .await
+            .status,
+        200
+    );
+    let denied = send("PUT", "/metrics/job/bob-nightly", &alice).await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(
+        denied.text(),
+        "forbidden: user=\"alice\" may not push to group {job=\"bob-nightly\"}: the rules for \
+         this requester (\"users-push-their-own-jobs\") do not grant a push grant matching this \
+         group\n"
+    );
+    assert_eq!(send("GET", "/metrics", &alice).await.status, 403);
+    // A wrong password is refused by basic auth before any rule is asked.
+    assert_eq!(
+        send("GET", "/metrics", &basic("prom", "wrong"))
+            .await
+            .status,
+        401
+    );
+    let scraped = send("GET", "/metrics", &prom).await;
+    assert_eq!(scraped.status, 200);
+    assert!(scraped.text().contains("job=\"alice-nightly\""));
+    assert!(!scraped.text().contains("bob-nightly"));
+    // `prom` matches the first rule too, so it may push to prom-* only.
+    assert_eq!(send("PUT", "/metrics/job/prom-x", &prom).await.status, 200);
+    assert_eq!(send("PUT", "/metrics/job/alice-x", &prom).await.status, 403);
+    gateway.stop().await;
+}
+
+fn bcrypt_or_pbkdf2(password: &str) -> String {
+    if cfg!(feature = "fips") {
+        pushgateway::web_config::hash_password("pbkdf2-sha256", password).unwrap()
+    } else {
+        bcrypt::hash(password, 4).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn health_checks_can_be_left_open_without_opening_anything_else() {
+    let setup = Setup::new();
+    let hash = bcrypt_or_pbkdf2("secret");
+    let web = format!("{MTLS}basic_auth_users:\n  prom: {hash}\n");
+    let authz = r#"
+unauthenticated_health_checks: true
+rules:
+  - name: prometheus
+    identities: {user: [prom]}
+    scrape: true
+"#;
+    let gateway = setup.start(&web, authz, &["--web.enable-lifecycle"]).await;
+    let anonymous = setup.client(None);
+    let prom_cert = setup
+        .ca
+        .client("prom", vec![dns("prometheus.example.com")], false);
+    let with_cert = setup.client(Some(&prom_cert));
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("prom:secret")
+    );
+    let auth = [("authorization", auth.as_str())];
+
+    // No certificate and no password: health and readiness only.
+    for path in ["/-/healthy", "/-/ready"] {
+        assert_eq!(
+            call(&gateway, &anonymous, "GET", path, &[], "").await,
+            (200, "OK".into())
+        );
+    }
+    for (method, path) in [
+        ("GET", "/metrics"),
+        ("PUT", "/metrics/job/x"),
+        ("GET", "/"),
+        ("PUT", "/-/quit"),
+        ("POST", "/-/healthy"),
+    ] {
+        assert_eq!(
+            call(&gateway, &anonymous, method, path, &auth, BODY).await,
+            (403, "client certificate required\n".into()),
+            "{method} {path}"
+        );
+    }
+    // A certificate without a password: health checks, and 401 elsewhere.
+    assert_eq!(
+        call(&gateway, &with_cert, "GET", "/-/healthy", &[], "")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&gateway, &with_cert, "GET", "/metrics", &[], "")
+            .await
+            .0,
+        401
+    );
+    // Both: what the rules grant.
+    let (status, scraped) = call(&gateway, &with_cert, "GET", "/metrics", &auth, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        series_value(
+            &scraped,
+            "pushgateway_http_requests_rejected_total{reason=\"client_certificate_required\"}"
+        ),
+        Some(5.0)
+    );
+    assert!(scraped.contains("pushgateway_http_requests_total{code=\"200\",handler=\"healthy\""));
+    assert_eq!(
+        call(&gateway, &with_cert, "PUT", "/metrics/job/x", &auth, BODY)
+            .await
+            .0,
+        403
+    );
+    // A certificate no CA vouches for still fails the handshake, health check or not.
+    let stranger = common::tls::self_signed_client("stranger");
+    let result = https(
+        gateway.addr,
+        setup.client(Some(&stranger)),
+        "GET",
+        "/-/healthy",
+        &[],
+        "",
+    )
+    .await;
+    assert!(result.is_err(), "{result:?}");
+    gateway.stop().await;
+
+    // Without the setting, the handshake demands a certificate, as upstream's does.
+    let closed = setup
+        .start(
+            &web,
+            "rules: [{name: p, identities: {user: [prom]}, scrape: true}]",
+            &[],
+        )
+        .await;
+    let result = https(closed.addr, anonymous.clone(), "GET", "/-/healthy", &[], "").await;
+    assert!(result.is_err(), "{result:?}");
+    closed.stop().await;
+}
+
+#[tokio::test]
+async fn the_file_is_reloaded_and_a_broken_one_keeps_the_last_good_rules() {
+    let setup = Setup::new();
+    let rules = |job: &str| {
+        format!(
+            "rules:\n  - name: pusher\n    identities: {{dns_san: [pusher.example.com]}}\n    push: [{{job: {job}}}]\n    scrape: true\n"
+        )
+    };
+    let gateway = setup.start(MTLS, &rules("first"), &[]).await;
+    let pusher = setup.client(Some(&setup.ca.client(
+        "p",
+        vec![dns("pusher.example.com")],
+        false,
+    )));
+    assert_eq!(
+        call(&gateway, &pusher, "PUT", "/metrics/job/first", &[], BODY)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&gateway, &pusher, "PUT", "/metrics/job/second", &[], BODY)
+            .await
+            .0,
+        403
+    );
+
+    setup.write("authz.yml", &rules("second"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while call(&gateway, &pusher, "PUT", "/metrics/job/second", &[], BODY)
+        .await
+        .0
+        != 200
+    {
+        assert!(Instant::now() < deadline, "the new rules never took effect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        call(&gateway, &pusher, "PUT", "/metrics/job/first", &[], BODY)
+            .await
+            .0,
+        403
+    );
+
+    // A broken file, then one that would change what is fixed at start-up: both refused.
+    let scrape = async || call(&gateway, &pusher, "GET", "/metrics", &[], "").await.1;
+    for (broken, failures) in [
+        (
+            "rules: [{name: pusher, identities: {dns_san: [pusher.example.com]}, push: [{job: '{nope}'}]}]\n",
+            1.0,
+        ),
+        (
+            &*format!("unauthenticated_health_checks: true\n{}", rules("first")),
+            2.0,
+        ),
+    ] {
+        setup.write("authz.yml", broken);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let scraped = scrape().await;
+            if series_value(
+                &scraped,
+                "pushgateway_authz_reloads_total{result=\"failure\"}",
+            ) == Some(failures)
+            {
+                assert_eq!(
+                    series_value(&scraped, "pushgateway_authz_last_reload_successful"),
+                    Some(0.0)
+                );
+                assert_eq!(
+                    series_value(
+                        &scraped,
+                        "pushgateway_authz_reloads_total{result=\"success\"}"
+                    ),
+                    Some(1.0)
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broken file was never noticed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            call(&gateway, &pusher, "PUT", "/metrics/job/second", &[], BODY)
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            call(&gateway, &pusher, "PUT", "/metrics/job/first", &[], BODY)
+                .await
+                .0,
+            403
+        );
+    }
+    gateway.stop().await;
+}
+
+#[test]
+fn a_broken_file_refuses_start_up() {
+    let setup = Setup::new();
+    let cases = [
+        (
+            "rules: [{name: a, identities: {user: [b]}}]\n",
+            "invalid --web.authz-file",
+        ),
+        ("rules: {}\n", "yaml: "),
+        (
+            "rules: [{name: a, identities: {usr: [b]}, scrape: true}]\n",
+            "unknown field `usr`",
+        ),
+    ];
+    for (content, expected) in cases {
+        let path = setup.write("authz.yml", content);
+        let cli = Cli::try_parse_from([
+            "pushgateway",
+            "--web.listen-address=127.0.0.1:0",
+            &format!("--web.authz-file={path}"),
+        ])
+        .unwrap();
+        match Gateway::new(&cli) {
+            Err(err @ StartError::Authz { .. }) => {
+                assert!(err.to_string().contains(expected), "{content}: {err}")
+            }
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("{content}: started"),
+        }
+    }
+    let cli = Cli::try_parse_from([
+        "pushgateway",
+        "--web.listen-address=127.0.0.1:0",
+        "--web.authz-file=/nonexistent/authz.yml",
+    ])
+    .unwrap();
+    assert!(matches!(Gateway::new(&cli), Err(StartError::Authz { .. })));
+}
