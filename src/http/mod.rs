@@ -10,6 +10,7 @@ mod push;
 pub mod router;
 mod scrape;
 mod ui;
+mod unread_body;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,13 +64,14 @@ pub struct AppState {
 /// basic auth, headers) when one is given.
 pub fn service(state: Arc<AppState>, security: Option<Arc<WebSecurity>>) -> axum::Router {
     let router = axum::Router::new().fallback(dispatch).with_state(state);
-    match security {
+    let router = match security {
         Some(security) => router.layer(axum::middleware::from_fn_with_state(
             security,
             crate::web_config::guard,
         )),
         None => router,
-    }
+    };
+    router.layer(axum::middleware::from_fn(unread_body::drain_unread_body))
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
