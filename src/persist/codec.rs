@@ -10,6 +10,8 @@
 //! snapshot ends with an end record carrying the number of groups, so a snapshot that lost its
 //! tail is recognised.
 
+use bytes::Bytes;
+
 use crate::model::{GroupingKey, MetricType, Timestamp};
 use crate::store::{Group, PersistedFamily};
 
@@ -171,13 +173,28 @@ pub enum Damage {
 /// Reads the records after a header, as far as they are intact.
 pub struct Records<'a> {
     bytes: &'a [u8],
+    /// The buffer `bytes` lies in, when the families' metrics may share it instead of being
+    /// copied out (a restore of a million series copied 90 MB here, in 300,000 allocations).
+    shared: Option<&'a Bytes>,
     offset: usize,
 }
 
 impl<'a> Records<'a> {
+    /// Records whose metrics are copied out of `file`.
+    #[cfg(test)]
     pub fn new(file: &'a [u8]) -> Self {
         Records {
             bytes: file,
+            shared: None,
+            offset: HEADER_LEN,
+        }
+    }
+
+    /// Records whose metrics are slices of `file`, which they keep alive.
+    pub fn shared(file: &'a Bytes) -> Self {
+        Records {
+            bytes: file,
+            shared: Some(file),
             offset: HEADER_LEN,
         }
     }
@@ -192,7 +209,7 @@ impl Iterator for Records<'_> {
         if rest.is_empty() {
             return None;
         }
-        let result = decode_framed(rest, offset);
+        let result = decode_framed(rest, offset, self.shared);
         match &result {
             Ok((_, used)) => self.offset += used,
             Err(_) => self.offset = self.bytes.len(),
@@ -201,7 +218,11 @@ impl Iterator for Records<'_> {
     }
 }
 
-fn decode_framed(rest: &[u8], offset: usize) -> Result<(Record, usize), Damage> {
+fn decode_framed(
+    rest: &[u8],
+    offset: usize,
+    shared: Option<&Bytes>,
+) -> Result<(Record, usize), Damage> {
     if rest.len() < RECORD_HEADER_LEN {
         return Err(Damage::Truncated { offset });
     }
@@ -220,13 +241,13 @@ fn decode_framed(rest: &[u8], offset: usize) -> Result<(Record, usize), Damage> 
     if crc32c::crc32c(body) != crc {
         return Err(corrupt("checksum mismatch"));
     }
-    let record = decode_body(body).ok_or_else(|| corrupt("malformed record"))?;
+    let record = decode_body(body, shared).ok_or_else(|| corrupt("malformed record"))?;
     Ok((record, RECORD_HEADER_LEN + len))
 }
 
 /// Decodes a checksummed record body. `None` for anything malformed: the checksum matched, so
 /// this means a bug or a file from elsewhere, never a torn write.
-fn decode_body(body: &[u8]) -> Option<Record> {
+fn decode_body(body: &[u8], shared: Option<&Bytes>) -> Option<Record> {
     let mut reader = Reader { rest: &body[1..] };
     let record = match body[0] {
         KIND_GROUP => {
@@ -242,7 +263,11 @@ fn decode_body(body: &[u8]) -> Option<Record> {
                 };
                 let kind = MetricType::try_from(i32::from(reader.u8()?)).ok()?;
                 let pushed_at = Timestamp::from_nanos(reader.i64()?);
-                let metrics = reader.bytes()?.to_vec();
+                let metrics = reader.bytes()?;
+                let metrics = match shared {
+                    Some(file) => file.slice_ref(metrics),
+                    None => Bytes::copy_from_slice(metrics),
+                };
                 families.push(FamilyRecord {
                     name,
                     help,
@@ -321,14 +346,14 @@ mod tests {
                         help: Some("help\nwith newline".into()),
                         kind: MetricType::Histogram,
                         pushed_at: Timestamp::from_nanos(1_795_727_317_690_000_001),
-                        metrics: vec![0x22, 3, 1, 2, 3],
+                        metrics: Bytes::from_static(&[0x22, 3, 1, 2, 3]),
                     },
                     FamilyRecord {
                         name: "b".into(),
                         help: None,
                         kind: MetricType::Untyped,
                         pushed_at: Timestamp::ZERO,
-                        metrics: Vec::new(),
+                        metrics: Bytes::new(),
                     },
                 ],
             },

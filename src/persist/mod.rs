@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 pub use journal::Journal;
 
+use bytes::Bytes;
+
 use crate::model::{GroupingKey, Timestamp};
 use crate::store::{Group, PersistedFamily, Store};
 use crate::telemetry::{self, Telemetry};
@@ -276,7 +278,7 @@ impl Recovery {
     /// does not include.
     fn read_snapshot(&mut self, path: &Path) -> Result<u64, PersistError> {
         let bytes = match fs::read(path) {
-            Ok(bytes) => bytes,
+            Ok(bytes) => Bytes::from(bytes),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(err) => return Err(unusable(path, err)),
         };
@@ -287,7 +289,7 @@ impl Recovery {
         self.found_anything = true;
         if let Ok(first_segment) = codec::read_header(&bytes, SNAPSHOT_MAGIC) {
             let mut complete = false;
-            for record in Records::new(&bytes) {
+            for record in Records::shared(&bytes) {
                 match record {
                     Ok(Record::End { .. }) => complete = true,
                     Ok(record) => self.apply(record),
@@ -343,7 +345,7 @@ impl Recovery {
                         name: family.name.unwrap_or_default(),
                         help: family.help,
                         pushed_at,
-                        metrics,
+                        metrics: metrics.into(),
                     }
                 })
                 .collect();
@@ -352,7 +354,7 @@ impl Recovery {
     }
 
     fn replay_segment(&mut self, segment: &Path, newest: bool) -> Result<(), PersistError> {
-        let bytes = fs::read(segment).map_err(|e| unusable(segment, e))?;
+        let bytes = Bytes::from(fs::read(segment).map_err(|e| unusable(segment, e))?);
         if bytes.len() < HEADER_LEN {
             // The crash came while the segment was being created: nothing was logged in it.
             self.torn = true;
@@ -363,7 +365,7 @@ impl Recovery {
             return Ok(());
         }
         self.found_anything = true;
-        for record in Records::new(&bytes) {
+        for record in Records::shared(&bytes) {
             match record {
                 Ok(record) => self.apply(record),
                 Err(damage) if newest && is_torn_tail(&bytes, &damage) => {

@@ -25,21 +25,69 @@ static SERIES_KEYS: LazyLock<(RandomState, RandomState)> =
     LazyLock::new(|| (RandomState::new(), RandomState::new()));
 
 pub fn series_id(name: &str, labels: &[LabelPair]) -> SeriesId {
-    let mut high = SERIES_KEYS.0.build_hasher();
-    let mut low = SERIES_KEYS.1.build_hasher();
-    let mut feed = |bytes: &[u8]| {
-        high.write(bytes);
-        low.write(bytes);
-    };
-    feed(name.as_bytes());
-    feed(&[0xFF]);
-    for pair in labels {
-        feed(pair.name().as_bytes());
-        feed(&[0xFF]);
-        feed(pair.value().as_bytes());
-        feed(&[0xFF]);
+    series_id_of(name, labels.iter().map(|l| (l.name(), l.value())))
+}
+
+/// [`series_id`] of borrowed label pairs.
+pub fn series_id_of<'a>(name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> SeriesId {
+    // One write per hasher: SipHash's per-call overhead dominated with a write per part.
+    // Writes are streamed, so the identity is the same as with a write per part.
+    SERIES_BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        buffer.extend_from_slice(name.as_bytes());
+        buffer.push(0xFF);
+        for (label, value) in labels {
+            buffer.extend_from_slice(label.as_bytes());
+            buffer.push(0xFF);
+            buffer.extend_from_slice(value.as_bytes());
+            buffer.push(0xFF);
+        }
+        let mut high = SERIES_KEYS.0.build_hasher();
+        let mut low = SERIES_KEYS.1.build_hasher();
+        high.write(buffer);
+        low.write(buffer);
+        (u128::from(high.finish()) << 64) | u128::from(low.finish())
+    })
+}
+
+thread_local! {
+    static SERIES_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Hashes series identities for hash tables by folding them: they are keyed hashes already, so
+/// hashing them again (with SipHash, the default) only cost time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeriesIdHasher;
+
+impl BuildHasher for SeriesIdHasher {
+    type Hasher = FoldedId;
+
+    fn build_hasher(&self) -> FoldedId {
+        FoldedId(0)
     }
-    (u128::from(high.finish()) << 64) | u128::from(low.finish())
+}
+
+#[derive(Debug)]
+pub struct FoldedId(u64);
+
+impl Hasher for FoldedId {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u128`s are hashed here; this keeps any other input well spread too.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(29) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u128(&mut self, id: u128) {
+        self.0 ^= (id as u64) ^ ((id >> 64) as u64);
+    }
 }
 
 /// A family of the gateway's own metrics: pushed families must not contradict it.
@@ -91,7 +139,7 @@ pub struct Index {
     own: HashMap<&'static str, OwnFamily>,
     families: HashMap<MetricName, FamilyEntry>,
     /// Series owners; not kept when the consistency check is off (duplicates are allowed then).
-    series: Option<HashMap<SeriesId, GroupId>>,
+    series: Option<HashMap<SeriesId, GroupId, SeriesIdHasher>>,
 }
 
 impl Index {
@@ -99,7 +147,7 @@ impl Index {
         Index {
             own: own.iter().map(|f| (f.name, *f)).collect(),
             families: HashMap::new(),
-            series: track_series.then(HashMap::new),
+            series: track_series.then(|| HashMap::with_hasher(SeriesIdHasher)),
         }
     }
 
@@ -159,13 +207,15 @@ impl Index {
             let Some(series) = &self.series else {
                 continue;
             };
-            for (i, (metric, id)) in family.metrics.iter().zip(&family.series).enumerate() {
+            let mut metrics = None;
+            for (i, id) in family.series.iter().enumerate() {
                 let has_problem = family.problems.iter().any(|(at, _)| *at == i);
                 let held_elsewhere = series.get(id).is_some_and(|owner| Some(*owner) != group_id);
                 if held_elsewhere && !has_problem {
+                    let metrics = metrics.get_or_insert_with(|| family.metrics_for_messages());
                     problems.push(Inconsistency::DuplicateSeries {
                         family: family.name.clone(),
-                        metric: super::errors::metric_text(metric),
+                        metric: super::errors::metric_text(&metrics[i]),
                     });
                 }
             }
@@ -192,7 +242,7 @@ impl Index {
         if let Some(entry) = self.families.get(name) {
             let others = entry.groups - u32::from(change.drops_current(name));
             if others > 0 && entry.kind != family.kind {
-                if family.metrics.is_empty() {
+                if family.count == 0 {
                     return vec![Inconsistency::FamilyType {
                         family: family.name.clone(),
                         found: family.kind,
@@ -200,7 +250,7 @@ impl Index {
                     }];
                 }
                 return family
-                    .metrics
+                    .metrics_for_messages()
                     .iter()
                     .map(|metric| Inconsistency::WrongValueType {
                         family: family.name.clone(),
@@ -269,15 +319,72 @@ impl Index {
         None
     }
 
-    /// Records that `group` holds a family (called for every family a change writes).
-    pub fn add_family(
+    /// For a group new to the index (`id` never used in it): finds what [`Index::check`] would
+    /// find for `change`, then records `group`'s families as [`Index::add_family`] would for
+    /// each family written, with one look-up per series instead of a look-up for the check
+    /// and another to record it (at a million series, the two were a fifth of a restore).
+    pub fn check_and_add_new(
         &mut self,
-        group: GroupId,
-        name: &MetricName,
-        kind: MetricType,
-        help: Option<&HelpText>,
-        series: &[SeriesId],
-    ) {
+        id: GroupId,
+        change: &GroupChange<'_>,
+        group: &Group,
+    ) -> Inconsistencies {
+        // Family-level problems look at the index as it was before this group.
+        let levels: Vec<Vec<Inconsistency>> = change
+            .families
+            .iter()
+            .enumerate()
+            .map(|(position, family)| self.family_problems(family, change, position))
+            .collect();
+        let mut problems = Inconsistencies::default();
+        // Owners that this group's series replaced: where a series comes again in this group,
+        // its owner before the group is the one that counts.
+        let mut displaced: HashMap<SeriesId, GroupId, SeriesIdHasher> =
+            HashMap::with_hasher(SeriesIdHasher);
+        for (family, level) in change.families.iter().zip(levels) {
+            let family_clash = !level.is_empty();
+            if family_clash {
+                problems.0.extend(level);
+            } else {
+                problems
+                    .0
+                    .extend(family.problems.iter().map(|(_, p)| p.clone()));
+            }
+            let Some(stored) = group.family(&family.name) else {
+                continue;
+            };
+            let mut held_elsewhere = Vec::new();
+            if let Some(owners) = &mut self.series {
+                for (i, series) in family.series.iter().enumerate() {
+                    let before = match owners.insert(*series, id) {
+                        Some(owner) if owner == id => displaced.get(series).copied(),
+                        Some(owner) => {
+                            displaced.entry(*series).or_insert(owner);
+                            Some(owner)
+                        }
+                        None => None,
+                    };
+                    let has_problem = family.problems.iter().any(|(at, _)| *at == i);
+                    if !family_clash && before.is_some() && !has_problem {
+                        held_elsewhere.push(i);
+                    }
+                }
+            }
+            if !held_elsewhere.is_empty() {
+                let metrics = family.metrics_for_messages();
+                for i in held_elsewhere {
+                    problems.push(Inconsistency::DuplicateSeries {
+                        family: family.name.clone(),
+                        metric: super::errors::metric_text(&metrics[i]),
+                    });
+                }
+            }
+            self.add_family_entry(&stored.name, stored.kind, stored.help.as_ref());
+        }
+        problems
+    }
+
+    fn add_family_entry(&mut self, name: &MetricName, kind: MetricType, help: Option<&HelpText>) {
         match self.families.entry(name.clone()) {
             Entry::Occupied(mut e) => e.get_mut().groups += 1,
             Entry::Vacant(e) => {
@@ -289,6 +396,18 @@ impl Index {
                 });
             }
         }
+    }
+
+    /// Records that `group` holds a family (called for every family a change writes).
+    pub fn add_family(
+        &mut self,
+        group: GroupId,
+        name: &MetricName,
+        kind: MetricType,
+        help: Option<&HelpText>,
+        series: &[SeriesId],
+    ) {
+        self.add_family_entry(name, kind, help);
         if let Some(owners) = &mut self.series {
             for id in series {
                 owners.insert(*id, group);
@@ -315,6 +434,14 @@ impl Index {
                     owners.remove(&id);
                 }
             }
+        }
+    }
+
+    /// Makes room for this many more series (before a restore), so that the table does not
+    /// grow step by step, rehashing everything each time.
+    pub fn reserve_series(&mut self, additional: usize) {
+        if let Some(owners) = &mut self.series {
+            owners.reserve(additional);
         }
     }
 

@@ -11,6 +11,7 @@ mod consistency;
 mod errors;
 mod group;
 mod prepare;
+mod restore;
 mod snapshot;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -61,8 +62,9 @@ pub struct PersistedFamily {
     pub help: Option<String>,
     pub kind: crate::model::MetricType,
     pub pushed_at: Timestamp,
-    /// The metrics, encoded as repeated `MetricFamily.metric` fields.
-    pub metrics: Vec<u8>,
+    /// The metrics, encoded as repeated `MetricFamily.metric` fields (often a slice of the
+    /// file they were read from).
+    pub metrics: bytes::Bytes,
 }
 
 pub struct Store {
@@ -123,49 +125,38 @@ impl Store {
     /// Loads persisted groups into an empty store (before it serves). Restored data is not
     /// refused: it is checked as a whole, and if it is inconsistent the store says so until
     /// deletes repair it. Returns the problems found.
+    ///
+    /// Groups are checked one after the other in grouping-key order, each against the index of
+    /// those before it, which is what pushing them one by one into an empty store would find;
+    /// the index is then the store's own. Preparing the families (decoding, identities) runs
+    /// on the other cores ahead of applying.
     pub fn restore(&self, groups: Vec<(GroupingKey, Vec<PersistedFamily>)>) -> Inconsistencies {
+        let groups = in_key_order(groups);
         let mut state = self.lock();
-        let mut unreadable = Inconsistencies::default();
-        for (key, families) in groups {
-            let mut prepared = Vec::with_capacity(families.len());
-            for family in families {
-                let mut metrics = Vec::new();
-                for metric in MetricIter::over(&family.metrics) {
-                    match metric {
-                        Ok(metric) => metrics.push(metric),
-                        Err(err) => unreadable.push(Inconsistency::Corrupt {
-                            family: family.name.clone(),
-                            reason: err.to_string(),
-                        }),
-                    }
-                }
-                let mut restored = PreparedFamily::new(
-                    &family.name,
-                    family.help,
-                    family.kind,
-                    metrics,
-                    self.check,
-                );
-                restored.pushed_at = Some(family.pushed_at);
-                prepared.push(restored);
-            }
-            prepared.sort_by(|a, b| a.name.cmp(&b.name));
+        if self.check {
+            state
+                .index
+                .reserve_series(restore::series_estimate(&groups));
+        }
+        let mut problems = Inconsistencies::default();
+        let unreadable = restore::prepare_in_order(groups, self.check, |key, families| {
             let write = Write {
-                families: prepared,
+                families,
                 replace_all: true,
             };
             let current = state.groups.get(&key).cloned();
+            if self.check && current.is_none() {
+                problems.0.extend(state.apply_new_checked(&key, write).0);
+                return;
+            }
+            if self.check {
+                problems
+                    .0
+                    .extend(state.index.check(&write.change(current.as_deref())).0);
+            }
             state.apply(&key, current, write, Timestamp::ZERO);
-        }
-        let mut problems = if self.check {
-            snapshot::validate(
-                &Snapshot::new(state.generation, state.groups.clone()),
-                &self.own,
-            )
-        } else {
-            Inconsistencies::default()
-        };
-        problems.0.extend(unreadable.0);
+        });
+        problems.0.extend(unreadable);
         if self.check && !problems.is_empty() {
             state.inconsistent = Some(problems.clone());
         }
@@ -280,6 +271,18 @@ impl Store {
     }
 }
 
+/// The groups sorted by key, the last one winning where a key repeats (as applying them in
+/// turn would leave it). Persistence hands them over sorted and unique already.
+fn in_key_order(
+    groups: Vec<(GroupingKey, Vec<PersistedFamily>)>,
+) -> Vec<(GroupingKey, Vec<PersistedFamily>)> {
+    if groups.is_sorted_by(|a, b| a.0 < b.0) {
+        return groups;
+    }
+    let unique: std::collections::BTreeMap<_, _> = groups.into_iter().collect();
+    unique.into_iter().collect()
+}
+
 impl Write {
     fn add_timestamp(
         &mut self,
@@ -361,6 +364,21 @@ impl State {
         self.groups.insert(key.clone(), Arc::new(group));
         self.generation += 1;
         sequence
+    }
+
+    /// What `index.check` and then `apply` do for a group that does not exist yet (restoring),
+    /// in one pass over the index. Returns what the check found; the group is stored either way.
+    fn apply_new_checked(&mut self, key: &GroupingKey, write: Write) -> Inconsistencies {
+        let id = self.new_group_id();
+        let change = write.change(None);
+        let group = Group::build(key, id, &change, Timestamp::ZERO, &self.index);
+        let problems = self.index.check_and_add_new(id, &change, &group);
+        if let Some(journal) = &self.journal {
+            journal.group_written(&group);
+        }
+        self.groups.insert(key.clone(), Arc::new(group));
+        self.generation += 1;
+        problems
     }
 
     fn record_failure(&mut self, key: &GroupingKey, time: Timestamp, check: bool) {

@@ -3,12 +3,14 @@
 //! identities. All of it happens before the store's lock is taken, so it costs the pusher, not
 //! everybody.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use prost::Message;
 
 use super::consistency::{SeriesId, series_id};
 use super::errors::{Inconsistency, Rejection, is_allowed_label_name, metric_text};
+use super::group::MetricIter;
 use crate::model::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::model::{GroupingKey, label};
 
@@ -27,10 +29,13 @@ pub struct PreparedFamily {
     pub name: String,
     pub help: Option<String>,
     pub kind: MetricType,
-    /// Sanitised and sorted; kept for error messages until the push is decided.
+    /// Sanitised and sorted; kept for error messages until the push is decided. Empty for a
+    /// family restored without decoding (see `metrics_for_messages`).
     pub metrics: Vec<Metric>,
+    /// How many metrics the family holds.
+    pub count: usize,
     /// The metrics encoded as repeated `MetricFamily.metric` fields.
-    pub encoded: Vec<u8>,
+    pub encoded: bytes::Bytes,
     /// One identity per metric, in the same order; empty when the check is off.
     pub series: Vec<SeriesId>,
     /// Problems of single metrics (by position), found without looking at the store; empty when
@@ -87,12 +92,23 @@ impl PreparedFamily {
             name: name.to_string(),
             help,
             kind,
+            count: metrics.len(),
             metrics,
-            encoded,
+            encoded: encoded.into(),
             series,
             problems,
             legacy_label_names,
             pushed_at: None,
+        }
+    }
+
+    /// The metrics, decoded from the encoding if the family was restored without decoding them.
+    /// Only needed for the texts of problems.
+    pub fn metrics_for_messages(&self) -> Cow<'_, [Metric]> {
+        if self.metrics.len() == self.count {
+            Cow::Borrowed(&self.metrics)
+        } else {
+            Cow::Owned(MetricIter::over(&self.encoded).flatten().collect())
         }
     }
 
@@ -194,42 +210,90 @@ pub fn sanitized_labels(body: &[LabelPair], key: &GroupingKey) -> Vec<LabelPair>
 /// as a repeat, as upstream's check sees it), no reserved name, no explicit `quantile` on a
 /// summary.
 pub fn metric_problem(family: &str, kind: MetricType, metric: &Metric) -> Option<Inconsistency> {
+    let values = ValuePresence::of(metric);
+    let problem = problem_kind(kind, values, metric.label.iter().map(LabelPair::name))?;
+    let metric_text = metric_text(metric);
+    let family = family.to_string();
+    Some(match problem {
+        ProblemKind::WrongValueType => Inconsistency::WrongValueType {
+            family,
+            metric: metric_text,
+            expected: kind,
+        },
+        ProblemKind::DuplicateLabelName(label) => Inconsistency::DuplicateLabelName {
+            family,
+            metric: metric_text,
+            label: label.to_string(),
+        },
+        ProblemKind::InvalidLabelName(label) => Inconsistency::InvalidLabelName {
+            family,
+            metric: metric_text,
+            label: label.to_string(),
+        },
+        ProblemKind::ExplicitQuantileLabel => Inconsistency::ExplicitQuantileLabel {
+            family,
+            metric: metric_text,
+        },
+    })
+}
+
+/// Which value fields a metric has.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ValuePresence {
+    pub counter: bool,
+    pub gauge: bool,
+    pub summary: bool,
+    pub untyped: bool,
+    pub histogram: bool,
+}
+
+impl ValuePresence {
+    pub fn of(metric: &Metric) -> Self {
+        ValuePresence {
+            counter: metric.counter.is_some(),
+            gauge: metric.gauge.is_some(),
+            summary: metric.summary.is_some(),
+            untyped: metric.untyped.is_some(),
+            histogram: metric.histogram.is_some(),
+        }
+    }
+}
+
+/// What [`metric_problem`] finds, without the texts (which need the decoded metric). Shared
+/// with the restore path, which looks at metrics without decoding them.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProblemKind<'a> {
+    WrongValueType,
+    DuplicateLabelName(&'a str),
+    InvalidLabelName(&'a str),
+    ExplicitQuantileLabel,
+}
+
+pub fn problem_kind<'a>(
+    kind: MetricType,
+    values: ValuePresence,
+    label_names: impl Iterator<Item = &'a str>,
+) -> Option<ProblemKind<'a>> {
     let has_value = match kind {
-        MetricType::Counter => metric.counter.is_some(),
-        MetricType::Gauge => metric.gauge.is_some(),
-        MetricType::Summary => metric.summary.is_some(),
-        MetricType::Untyped => metric.untyped.is_some(),
-        MetricType::Histogram | MetricType::GaugeHistogram => metric.histogram.is_some(),
+        MetricType::Counter => values.counter,
+        MetricType::Gauge => values.gauge,
+        MetricType::Summary => values.summary,
+        MetricType::Untyped => values.untyped,
+        MetricType::Histogram | MetricType::GaugeHistogram => values.histogram,
     };
     if !has_value {
-        return Some(Inconsistency::WrongValueType {
-            family: family.to_string(),
-            metric: metric_text(metric),
-            expected: kind,
-        });
+        return Some(ProblemKind::WrongValueType);
     }
     let mut previous = "";
-    for pair in &metric.label {
-        let name = pair.name();
+    for name in label_names {
         if name == previous {
-            return Some(Inconsistency::DuplicateLabelName {
-                family: family.to_string(),
-                metric: metric_text(metric),
-                label: name.to_string(),
-            });
+            return Some(ProblemKind::DuplicateLabelName(name));
         }
         if !is_allowed_label_name(name) {
-            return Some(Inconsistency::InvalidLabelName {
-                family: family.to_string(),
-                metric: metric_text(metric),
-                label: name.to_string(),
-            });
+            return Some(ProblemKind::InvalidLabelName(name));
         }
-        if metric.summary.is_some() && name == label::QUANTILE {
-            return Some(Inconsistency::ExplicitQuantileLabel {
-                family: family.to_string(),
-                metric: metric_text(metric),
-            });
+        if values.summary && name == label::QUANTILE {
+            return Some(ProblemKind::ExplicitQuantileLabel);
         }
         previous = name;
     }
@@ -238,7 +302,7 @@ pub fn metric_problem(family: &str, kind: MetricType, metric: &Metric) -> Option
 
 /// Upstream's exposition order of metrics within a family: fewer labels first, then label values
 /// in label-name order.
-fn compare_metrics(a: &Metric, b: &Metric) -> std::cmp::Ordering {
+pub(super) fn compare_metrics(a: &Metric, b: &Metric) -> std::cmp::Ordering {
     a.label.len().cmp(&b.label.len()).then_with(|| {
         a.label
             .iter()
