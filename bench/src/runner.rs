@@ -811,7 +811,7 @@ impl Runner {
         let ref_p99 = Metric::new(
             sc,
             &format!("latency.g{g}.ref_p99"),
-            "p99, empty store, measured alongside (ours only)",
+            &format!("p99, empty store, measured alongside the {n} runs (ours only)"),
             "ms",
             Better::Lower,
         );

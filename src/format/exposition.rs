@@ -260,6 +260,11 @@ impl FreshChunk {
         source: Option<(&MergedFamily<'_>, usize)>,
         negotiated: Negotiated,
     ) {
+        if self.rendered.capacity() == 0 {
+            // Sized once rather than grown by doubling: fewer, same-sized allocations leave
+            // the heap less fragmented after a large scrape.
+            self.rendered.reserve(CHUNK_BYTES + CHUNK_BYTES / 4);
+        }
         if let Unit::Header(header) = unit {
             self.rendered.extend_from_slice(header);
         }
@@ -277,7 +282,10 @@ impl FreshChunk {
         if self.units.is_empty() {
             return;
         }
-        let fresh = std::mem::take(self);
+        let mut fresh = std::mem::take(self);
+        if fresh.rendered.capacity() > 2 * fresh.rendered.len() {
+            fresh.rendered.shrink_to_fit();
+        }
         run.chunks.push(Arc::new(Chunk {
             piece: Piece::new(fresh.rendered),
             units: fresh.units,
