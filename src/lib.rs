@@ -22,6 +22,7 @@ pub mod web_config;
 
 /// Runs the gateway for a parsed command line until it is told to stop.
 pub async fn run(cli: cli::Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let stop = server::termination_signal();
     let build = telemetry::BuildInfo::current();
     let gateway = server::Gateway::new(&cli)?;
     let addresses: Vec<String> = gateway
@@ -39,6 +40,6 @@ pub async fn run(cli: cli::Cli) -> Result<(), Box<dyn std::error::Error>> {
         persistence_file = %cli.persistence_file,
         "starting pushgateway"
     );
-    gateway.serve(server::termination_signal()).await?;
+    gateway.serve(stop).await?;
     Ok(())
 }

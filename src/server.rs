@@ -364,24 +364,31 @@ fn listen(address: SocketAddr, dual_stack: bool) -> std::io::Result<TcpListener>
     Ok(socket.into())
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub async fn termination_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+/// SIGTERM or SIGINT. The handlers are installed when this is called, not when the future is
+/// first polled, so that a signal arriving while the gateway starts up (after it already
+/// answers `/-/ready`) still stops it gracefully, with the final snapshot.
+pub fn termination_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    async fn received(signal: std::io::Result<Signal>, name: &str) {
+        match signal {
             Ok(mut signal) => {
                 signal.recv().await;
             }
             Err(err) => {
-                tracing::error!(err = %err, "cannot listen for SIGTERM");
+                tracing::error!(err = %err, "cannot listen for {name}");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
     }
-    tracing::info!("received SIGINT/SIGTERM; exiting gracefully...");
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        tokio::select! {
+            () = received(interrupt, "SIGINT") => {}
+            () = received(terminate, "SIGTERM") => {}
+        }
+        tracing::info!("received SIGINT/SIGTERM; exiting gracefully...");
+    }
 }
 
 #[cfg(test)]
