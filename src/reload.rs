@@ -2,9 +2,13 @@
 //! runs (the web configuration with its certificates, and the authorization file): each file's
 //! modification time, size and inode, compared every quarter second.
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use crate::model::Timestamp;
+use crate::telemetry::Telemetry;
 
 /// How often the files are checked.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -48,6 +52,46 @@ impl FileSet {
 
     pub fn paths(&self) -> impl Iterator<Item = &PathBuf> {
         self.0.iter().map(|(p, _)| p)
+    }
+}
+
+/// How a reloaded file reports its loads: a log line and three metric families.
+#[derive(Clone, Copy, Debug)]
+pub struct ReloadReport {
+    /// What the file holds, for log lines ("web configuration").
+    pub what: &'static str,
+    pub reloads_total: &'static str,
+    pub last_reload_successful: &'static str,
+    pub last_reload_success_time: &'static str,
+}
+
+impl ReloadReport {
+    /// A version was loaded and is in service (at start-up or by a reload).
+    pub fn loaded(&self, telemetry: &Telemetry) {
+        telemetry.set(self.last_reload_successful, &[], 1.0);
+        telemetry.set(
+            self.last_reload_success_time,
+            &[],
+            Timestamp::now().as_seconds_f64(),
+        );
+    }
+
+    pub fn reloaded(&self, telemetry: &Telemetry, path: &Path) {
+        tracing::info!(file = %path.display(), "{} reloaded", self.what);
+        telemetry.increment(self.reloads_total, &[("result", "success")]);
+        self.loaded(telemetry);
+    }
+
+    /// A changed version was refused; the last good one stays in service.
+    pub fn refused(&self, telemetry: &Telemetry, path: &Path, err: &dyn Display) {
+        tracing::error!(
+            file = %path.display(),
+            err = %err,
+            "{} not reloaded; the last good version stays in use",
+            self.what
+        );
+        telemetry.increment(self.reloads_total, &[("result", "failure")]);
+        telemetry.set(self.last_reload_successful, &[], 0.0);
     }
 }
 

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::model::{GroupingKey, Timestamp};
-use crate::reload::FileSet;
+use crate::model::GroupingKey;
+use crate::reload::{FileSet, ReloadReport};
 use crate::telemetry::{self, Telemetry};
 use crate::web_config::Identity;
 use pattern::Pattern;
@@ -269,6 +269,13 @@ impl Policy {
     }
 }
 
+const REPORT: ReloadReport = ReloadReport {
+    what: "authorization rules",
+    reloads_total: telemetry::AUTHZ_RELOADS,
+    last_reload_successful: telemetry::AUTHZ_LAST_RELOAD_OK,
+    last_reload_success_time: telemetry::AUTHZ_LAST_RELOAD_TIME,
+};
+
 /// The policy in service, reloaded when its file changes.
 pub struct Authorizer {
     path: PathBuf,
@@ -291,12 +298,7 @@ impl Authorizer {
     pub fn start(path: &Path, telemetry: Arc<Telemetry>) -> Result<Arc<Authorizer>, AuthzError> {
         let files = FileSet::new([path.to_path_buf()]);
         let policy = load(path)?;
-        telemetry.set(telemetry::AUTHZ_LAST_RELOAD_OK, &[], 1.0);
-        telemetry.set(
-            telemetry::AUTHZ_LAST_RELOAD_TIME,
-            &[],
-            Timestamp::now().as_seconds_f64(),
-        );
+        REPORT.loaded(&telemetry);
         Ok(Arc::new(Authorizer {
             path: path.to_path_buf(),
             unauthenticated_health_checks: policy.unauthenticated_health_checks,
@@ -356,28 +358,9 @@ impl Authorizer {
         match result {
             Ok(policy) => {
                 self.current.store(Arc::new(policy));
-                tracing::info!(file = %self.path.display(), "authorization rules reloaded");
-                self.telemetry
-                    .increment(telemetry::AUTHZ_RELOADS, &[("result", "success")]);
-                self.telemetry
-                    .set(telemetry::AUTHZ_LAST_RELOAD_OK, &[], 1.0);
-                self.telemetry.set(
-                    telemetry::AUTHZ_LAST_RELOAD_TIME,
-                    &[],
-                    Timestamp::now().as_seconds_f64(),
-                );
+                REPORT.reloaded(&self.telemetry, &self.path);
             }
-            Err(err) => {
-                tracing::error!(
-                    file = %self.path.display(),
-                    err = %err,
-                    "authorization rules not reloaded; the previous ones stay in use"
-                );
-                self.telemetry
-                    .increment(telemetry::AUTHZ_RELOADS, &[("result", "failure")]);
-                self.telemetry
-                    .set(telemetry::AUTHZ_LAST_RELOAD_OK, &[], 0.0);
-            }
+            Err(err) => REPORT.refused(&self.telemetry, &self.path, &err),
         }
         true
     }

@@ -31,8 +31,7 @@ pub(crate) use file::unique_keys;
 pub use identity::{CertificateIdentity, ClientCertificate, Identity};
 pub use tls::{TlsPolicy, crypto_provider};
 
-use crate::model::Timestamp;
-use crate::reload::FileSet;
+use crate::reload::{FileSet, ReloadReport};
 use crate::telemetry::{self, Telemetry};
 use auth::{Authenticator, Users};
 use file::WebConfigFile;
@@ -256,6 +255,13 @@ fn check_headers(
     Ok(checked)
 }
 
+const REPORT: ReloadReport = ReloadReport {
+    what: "web configuration",
+    reloads_total: telemetry::WEB_CONFIG_RELOADS,
+    last_reload_successful: telemetry::WEB_CONFIG_LAST_RELOAD_OK,
+    last_reload_success_time: telemetry::WEB_CONFIG_LAST_RELOAD_TIME,
+};
+
 /// The web configuration in service, shared by the listeners and the request guard.
 pub struct WebSecurity {
     path: PathBuf,
@@ -290,12 +296,7 @@ impl WebSecurity {
         let limiter = config
             .rate_limit
             .map(|(interval, burst)| Mutex::new(TokenBucket::new(interval, burst)));
-        telemetry.set(telemetry::WEB_CONFIG_LAST_RELOAD_OK, &[], 1.0);
-        telemetry.set(
-            telemetry::WEB_CONFIG_LAST_RELOAD_TIME,
-            &[],
-            Timestamp::now().as_seconds_f64(),
-        );
+        REPORT.loaded(&telemetry);
         telemetry.set(telemetry::TLS_FIPS_MODE, &[], config.fips_gauge());
         Ok(Arc::new(WebSecurity {
             path: path.to_path_buf(),
@@ -367,28 +368,9 @@ impl WebSecurity {
                 self.telemetry
                     .set(telemetry::TLS_FIPS_MODE, &[], config.fips_gauge());
                 self.current.store(Arc::new(config));
-                tracing::info!(file = %self.path.display(), "web configuration reloaded");
-                self.telemetry
-                    .increment(telemetry::WEB_CONFIG_RELOADS, &[("result", "success")]);
-                self.telemetry
-                    .set(telemetry::WEB_CONFIG_LAST_RELOAD_OK, &[], 1.0);
-                self.telemetry.set(
-                    telemetry::WEB_CONFIG_LAST_RELOAD_TIME,
-                    &[],
-                    Timestamp::now().as_seconds_f64(),
-                );
+                REPORT.reloaded(&self.telemetry, &self.path);
             }
-            Err(err) => {
-                tracing::error!(
-                    file = %self.path.display(),
-                    err = %err,
-                    "web configuration not reloaded; the previous one stays in use"
-                );
-                self.telemetry
-                    .increment(telemetry::WEB_CONFIG_RELOADS, &[("result", "failure")]);
-                self.telemetry
-                    .set(telemetry::WEB_CONFIG_LAST_RELOAD_OK, &[], 0.0);
-            }
+            Err(err) => REPORT.refused(&self.telemetry, &self.path, &err),
         }
         true
     }
