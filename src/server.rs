@@ -15,7 +15,7 @@ use crate::http::router::Router;
 use crate::http::{self, AppState, Options, PageSettings, StatusInfo};
 use crate::model::Timestamp;
 use crate::persist::{Durability, Outcome, Persistence};
-use crate::store::Store;
+use crate::store::{Store, View};
 use crate::telemetry::{BuildInfo, Telemetry};
 use crate::web_config::{Acceptor, TlsPolicy, WebSecurity};
 
@@ -124,31 +124,24 @@ impl Gateway {
         }
         let mut own_families = Telemetry::own_families();
         own_families.sort_by_key(|f| f.name);
-        let store = Arc::new(Store::new(&own_families, !cli.disable_consistency_check));
-        let (persistence, compact_now) = if cli.persistence_file.is_empty() {
-            (None, false)
+        let view = Arc::new(View::new(&own_families, !cli.disable_consistency_check));
+        let (store, persistence, compact_now) = if cli.persistence_file.is_empty() {
+            (Store::in_memory(view), None, false)
         } else {
             let durability = if cli.persistence_log() {
                 Durability::Log
             } else {
                 Durability::Snapshots
             };
-            let (persistence, groups, outcome) = Persistence::open(
+            let (persistence, outcome) = Persistence::open(
                 std::path::Path::new(&cli.persistence_file),
                 durability,
                 cli.persistence_interval,
                 telemetry.clone(),
+                view.clone(),
             )?;
-            let count = groups.len();
-            let problems = store.restore(groups);
-            if !problems.is_empty() {
-                tracing::error!(err = %problems, "restored metrics are inconsistent; pushes are refused and scrapes fail until the groups at fault are deleted");
-            }
-            tracing::info!(file = %cli.persistence_file, groups = count, outcome = ?outcome, "restored persisted metrics");
-            if let Some(journal) = persistence.journal() {
-                store.set_journal(journal);
-            }
             (
+                Store::new(view, persistence.clone()),
                 Some(persistence),
                 outcome != Outcome::Clean && outcome != Outcome::Empty,
             )
@@ -156,8 +149,7 @@ impl Gateway {
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
         let state = Arc::new(AppState {
             authz,
-            journal: persistence.as_ref().and_then(|p| p.journal()),
-            store,
+            store: Arc::new(store),
             telemetry,
             router: Router::new(&prefix, &telemetry_path, cli.enable_admin_api),
             exposition: ExpositionCache::default(),
@@ -217,12 +209,11 @@ impl Gateway {
         let watcher = self.security.clone().map(|s| tokio::spawn(s.watch()));
         let authz_watcher = self.state.authz.clone().map(|a| tokio::spawn(a.watch()));
         let persister = self.persistence.clone().map(|p| {
-            let store = self.state.store.clone();
             if self.compact_now {
-                let (p, store) = (p.clone(), store.clone());
-                tokio::task::spawn_blocking(move || p.checkpoint(&store));
+                let p = p.clone();
+                tokio::task::spawn_blocking(move || p.checkpoint());
             }
-            tokio::spawn(p.run(store))
+            tokio::spawn(p.run())
         });
         let mut servers = tokio::task::JoinSet::new();
         let mut handles = Vec::new();
@@ -269,8 +260,7 @@ impl Gateway {
             persister.abort();
         }
         if let Some(persistence) = self.persistence {
-            let store = self.state.store.clone();
-            let _ = tokio::task::spawn_blocking(move || persistence.shutdown(&store)).await;
+            let _ = tokio::task::spawn_blocking(move || persistence.shutdown()).await;
         }
         tracing::info!("HTTP server stopped");
         failure.map_or(Ok(()), Err)

@@ -540,7 +540,8 @@ mod tests {
     use crate::format::negotiate::negotiate;
     use crate::model::proto::{Gauge, Metric as ProtoMetric, MetricFamily, MetricType};
     use crate::model::{GroupingKey, Timestamp};
-    use crate::store::{Push, PushMode, Store};
+    use crate::store::{Push, PushMode, Store, View};
+    use futures_util::FutureExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn push(store: &Store, job: &str, name: &str) {
@@ -553,14 +554,15 @@ mod tests {
             }],
             ..Default::default()
         };
-        store
-            .push(Push {
-                key: GroupingKey::from_labels([("job", job)]),
-                families: vec![family],
-                mode: PushMode::Replace,
-                time: Timestamp::now(),
-            })
-            .unwrap();
+        let push = store.prepare(Push {
+            key: GroupingKey::from_labels([("job", job)]),
+            families: vec![family],
+            mode: PushMode::Replace,
+            time: Timestamp::now(),
+        });
+        // Without persistence a change is done as soon as it is applied.
+        let done = store.push(push).now_or_never().expect("done at once");
+        done.unwrap();
     }
 
     #[test]
@@ -570,7 +572,7 @@ mod tests {
             kind: MetricType::Gauge,
             help: "build",
         }];
-        let store = Store::new(&own, true);
+        let store = Store::in_memory(Arc::new(View::new(&own, true)));
         push(&store, "a", "x");
         let cache = ExpositionCache::default();
         let renders = AtomicUsize::new(0);
@@ -606,7 +608,7 @@ mod tests {
                 help: "other",
             },
         ];
-        let store = Store::new(&own, true);
+        let store = Store::in_memory(Arc::new(View::new(&own, true)));
         for name in ["a", "b_own", "c", "e"] {
             push(&store, name, name);
         }

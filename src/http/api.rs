@@ -8,8 +8,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 
-use super::AppState;
-use super::push::wait_until_durable;
+use super::{AppState, HttpError};
 use crate::format::api_json;
 use crate::format::json::Json;
 use crate::model::Timestamp;
@@ -107,10 +106,9 @@ pub fn options(state: &AppState) -> Response {
 /// persisted) first, so a client that reads after the 202 sees an empty store.
 pub async fn wipe(state: Arc<AppState>) -> Response {
     tracing::debug!("start wiping metric store");
-    let sequence = state.store.wipe();
-    let response = match wait_until_durable(&state, sequence).await {
+    let response = match state.store.wipe().await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(err) => err.into_response(),
+        Err(err) => HttpError::from(err).into_response(),
     };
     state
         .telemetry

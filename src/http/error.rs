@@ -11,7 +11,7 @@ use super::body::BodyError;
 use super::grouping::UrlError;
 use crate::format::proto_parse::ProtoParseError;
 use crate::format::text_parse::TextParseError;
-use crate::store::Rejection;
+use crate::store::{Rejection, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -25,9 +25,10 @@ pub enum HttpError {
     Proto(#[from] ProtoParseError),
     #[error("pushed metrics are invalid or inconsistent with existing metrics: {0}")]
     Rejected(#[from] Rejection),
-    /// The change was applied but could not be made durable, so it is not acknowledged.
-    #[error("the change could not be persisted: {0}")]
-    NotPersisted(Arc<str>),
+    /// The store's backend could not keep the change, so it is not acknowledged (the message
+    /// says what happened to the change).
+    #[error("{0}")]
+    NotKept(Arc<str>),
     /// The store cannot be exposed (only when pushes are not checked).
     #[error("An error has occurred while serving metrics:\n\n{0}")]
     Scrape(Arc<str>),
@@ -43,11 +44,21 @@ pub enum HttpError {
     Forbidden(#[from] crate::authz::Denial),
 }
 
+impl From<StoreError> for HttpError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Rejected(rejection) => HttpError::Rejected(rejection),
+            StoreError::NotKept(reason) => HttpError::NotKept(reason),
+        }
+    }
+}
+
 impl HttpError {
     pub fn status(&self) -> StatusCode {
         match self {
             HttpError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            HttpError::Scrape(_) | HttpError::NotPersisted(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::Scrape(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::NotKept(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -70,6 +81,7 @@ impl IntoResponse for HttpError {
             HttpError::MethodNotAllowed { allow } => HeaderValue::from_str(allow).ok(),
             _ => None,
         };
+        let retry = matches!(self, HttpError::NotKept(_));
         let mut response = text_response(status, format!("{self}\n"));
         response.headers_mut().insert(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -77,6 +89,12 @@ impl IntoResponse for HttpError {
         );
         if let Some(allow) = allow {
             response.headers_mut().insert(header::ALLOW, allow);
+        }
+        if retry {
+            // The store tries to keep changes again every second.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -53,8 +53,6 @@ pub struct AppState {
     pub options: Options,
     /// Set to `true` to shut the gateway down gracefully (by `/-/quit`).
     pub shutdown: tokio::sync::watch::Sender<bool>,
-    /// With persistence, the log that changes must reach before they are acknowledged.
-    pub journal: Option<Arc<crate::persist::Journal>>,
     pub status: StatusInfo,
     pub api_metrics: api::MetricsCache,
     pub page: PageSettings,

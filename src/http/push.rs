@@ -18,7 +18,7 @@ use crate::format::proto_parse::parse_delimited;
 use crate::format::text_parse::parse_text;
 use crate::model::proto::MetricFamily;
 use crate::model::{NameValidation, Timestamp};
-use crate::store::{Push, PushMode};
+use crate::store::{PreparedPush, Push, PushMode, StoreError};
 use crate::web_config::Identity;
 
 /// Bodies above this size are decoded and stored on a blocking thread, so that one large push
@@ -73,39 +73,40 @@ async fn store_push(
     let raw = body::read(body, &parts.headers, state.options.max_body_bytes).await?;
     let time = Timestamp::now();
     let raw_len = raw.len();
-    let work = {
+    let decode = {
         let state = state.clone();
         let key = key.clone();
-        move || -> Result<Option<u64>, HttpError> {
+        move || -> Result<PreparedPush, HttpError> {
             let decoded = body::decode(raw, &parts.headers, state.options.max_body_bytes)?;
             let families = parse_body(&decoded, &parts.headers, state.options.validation)
                 .inspect_err(|err| tracing::debug!(source = %Source(remote), err = %err, "failed to parse push body"))?;
-            let result = state.store.push(Push {
+            Ok(state.store.prepare(Push {
                 key,
                 families,
                 mode,
                 time,
-            });
-            // With the check disabled, upstream answers before the store has looked at the push,
-            // so a rejection (timestamps) is silent there too; it still shows in the group's
-            // push_failure_time_seconds.
-            match result {
-                Ok(sequence) => Ok(sequence),
-                Err(rejection) if state.store.checks_consistency() => Err(rejection.into()),
-                Err(_) => Ok(None),
-            }
+            }))
         }
     };
-    let result = if raw_len > INLINE_BODY_BYTES {
-        tokio::task::spawn_blocking(work)
+    let prepared = if raw_len > INLINE_BODY_BYTES {
+        tokio::task::spawn_blocking(decode)
             .await
             .unwrap_or_else(|err| Err(HttpError::Body(body::BodyError::Read(err.to_string()))))
     } else {
-        work()
+        decode()
     };
-    match result {
-        Ok(sequence) => wait_until_durable(state, sequence).await,
-        Err(HttpError::Rejected(reason)) => {
+    let result = match prepared {
+        Ok(push) => match state.store.push(push).await {
+            // With the check disabled, upstream answers before the store has looked at the
+            // push, so a rejection (timestamps) is silent there too; it still shows in the
+            // group's push_failure_time_seconds.
+            Err(StoreError::Rejected(_)) if !state.store.checks_consistency() => Ok(()),
+            result => result.map_err(HttpError::from),
+        },
+        Err(err) => Err(err),
+    };
+    result.inspect_err(|err| {
+        if let HttpError::Rejected(reason) = err {
             tracing::error!(
                 method = %parts.method,
                 grouping_key = %key,
@@ -113,24 +114,8 @@ async fn store_push(
                 err = %reason,
                 "pushed metrics are invalid or inconsistent with existing metrics"
             );
-            Err(HttpError::Rejected(reason))
         }
-        Err(err) => Err(err),
-    }
-}
-
-/// A change is acknowledged only once the journal has it on disk.
-pub(super) async fn wait_until_durable(
-    state: &AppState,
-    sequence: Option<u64>,
-) -> Result<(), HttpError> {
-    match (&state.journal, sequence) {
-        (Some(journal), Some(sequence)) => journal
-            .wait(sequence)
-            .await
-            .map_err(HttpError::NotPersisted),
-        _ => Ok(()),
-    }
+    })
 }
 
 pub async fn delete(
@@ -164,8 +149,7 @@ async fn delete_group(
     // Upstream only queues the deletion and answers 202 at once; deleting (and persisting)
     // first keeps the same answer and spares clients the race of seeing the group after the
     // 202.
-    let sequence = state.store.delete(&key);
-    wait_until_durable(state, sequence).await
+    Ok(state.store.delete(key).await?)
 }
 
 /// The client's address for log lines.

@@ -170,6 +170,15 @@ pub enum Damage {
     Corrupt { offset: usize, reason: String },
 }
 
+impl Damage {
+    /// Where the damaged record starts.
+    pub fn offset(&self) -> usize {
+        match self {
+            Damage::Truncated { offset } | Damage::Corrupt { offset, .. } => *offset,
+        }
+    }
+}
+
 /// Reads the records after a header, as far as they are intact.
 pub struct Records<'a> {
     bytes: &'a [u8],

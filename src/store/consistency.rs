@@ -6,89 +6,14 @@
 //! duplicates across groups). The gateway's own families take part with their fixed types.
 
 use std::collections::HashMap;
-use std::collections::hash_map::{Entry, RandomState};
-use std::hash::{BuildHasher, Hasher};
-use std::sync::LazyLock;
+use std::collections::hash_map::Entry;
 
 use super::errors::{Inconsistencies, Inconsistency};
-use super::group::{Group, GroupId};
+use super::group::{Group, GroupChange, GroupId, Interner};
 use super::prepare::PreparedFamily;
-use crate::model::proto::{LabelPair, MetricType};
+use super::series::{SeriesId, SeriesIdHasher};
+use crate::model::proto::MetricType;
 use crate::model::{HelpText, MetricName};
-
-/// A series identity: a keyed 128-bit hash of the family name and the sorted label pairs. The
-/// key is random per process, so identities cannot be forged into collisions, and 128 bits make
-/// accidental collisions negligible (about 1e-27 for a million series).
-pub type SeriesId = u128;
-
-static SERIES_KEYS: LazyLock<(RandomState, RandomState)> =
-    LazyLock::new(|| (RandomState::new(), RandomState::new()));
-
-pub fn series_id(name: &str, labels: &[LabelPair]) -> SeriesId {
-    series_id_of(name, labels.iter().map(|l| (l.name(), l.value())))
-}
-
-/// [`series_id`] of borrowed label pairs.
-pub fn series_id_of<'a>(name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> SeriesId {
-    // One write per hasher: SipHash's per-call overhead dominated with a write per part.
-    // Writes are streamed, so the identity is the same as with a write per part.
-    SERIES_BUFFER.with_borrow_mut(|buffer| {
-        buffer.clear();
-        buffer.extend_from_slice(name.as_bytes());
-        buffer.push(0xFF);
-        for (label, value) in labels {
-            buffer.extend_from_slice(label.as_bytes());
-            buffer.push(0xFF);
-            buffer.extend_from_slice(value.as_bytes());
-            buffer.push(0xFF);
-        }
-        let mut high = SERIES_KEYS.0.build_hasher();
-        let mut low = SERIES_KEYS.1.build_hasher();
-        high.write(buffer);
-        low.write(buffer);
-        (u128::from(high.finish()) << 64) | u128::from(low.finish())
-    })
-}
-
-thread_local! {
-    static SERIES_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Hashes series identities for hash tables by folding them: they are keyed hashes already, so
-/// hashing them again (with SipHash, the default) only cost time.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SeriesIdHasher;
-
-impl BuildHasher for SeriesIdHasher {
-    type Hasher = FoldedId;
-
-    fn build_hasher(&self) -> FoldedId {
-        FoldedId(0)
-    }
-}
-
-#[derive(Debug)]
-pub struct FoldedId(u64);
-
-impl Hasher for FoldedId {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u128`s are hashed here; this keeps any other input well spread too.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(29) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u128(&mut self, id: u128) {
-        self.0 ^= (id as u64) ^ ((id >> 64) as u64);
-    }
-}
 
 /// A family of the gateway's own metrics: pushed families must not contradict it.
 #[derive(Debug, Clone, Copy)]
@@ -107,34 +32,6 @@ struct FamilyEntry {
     help: Option<HelpText>,
 }
 
-/// What a write will do to one group, as the index needs to know it.
-pub struct GroupChange<'a> {
-    /// The group as it is now, if it exists.
-    pub current: Option<&'a Group>,
-    /// The families the write stores (the timestamp gauges included), sorted by name.
-    pub families: &'a [PreparedFamily],
-    /// Whether the current group's families go (PUT), except `kept_on_replace`, or only those
-    /// written anew (POST).
-    pub replace_all: bool,
-    pub kept_on_replace: &'a [&'a str],
-}
-
-impl GroupChange<'_> {
-    pub fn writes(&self, name: &str) -> Option<&PreparedFamily> {
-        self.families
-            .binary_search_by(|f| f.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.families[i])
-    }
-
-    /// Whether the current group's family `name` disappears or is replaced by this write.
-    pub fn drops_current(&self, name: &str) -> bool {
-        let held = self.current.is_some_and(|g| g.family(name).is_some());
-        held && (self.writes(name).is_some()
-            || (self.replace_all && !self.kept_on_replace.contains(&name)))
-    }
-}
-
 pub struct Index {
     own: HashMap<&'static str, OwnFamily>,
     families: HashMap<MetricName, FamilyEntry>,
@@ -148,23 +45,6 @@ impl Index {
             own: own.iter().map(|f| (f.name, *f)).collect(),
             families: HashMap::new(),
             series: track_series.then(|| HashMap::with_hasher(SeriesIdHasher)),
-        }
-    }
-
-    /// The shared name for a family name, so that all groups holding a family share one
-    /// allocation.
-    pub fn intern_name(&self, name: &str) -> MetricName {
-        match self.families.get(name) {
-            Some(entry) => entry.name.clone(),
-            None => MetricName::new(name),
-        }
-    }
-
-    /// The shared help text, if it equals the first one seen for this family.
-    pub fn intern_help(&self, name: &str, help: &str) -> HelpText {
-        match self.families.get(name).and_then(|e| e.help.as_ref()) {
-            Some(shared) if &**shared == help => shared.clone(),
-            _ => HelpText::from(help),
         }
     }
 
@@ -448,9 +328,23 @@ impl Index {
     pub fn tracks_series(&self) -> bool {
         self.series.is_some()
     }
+}
 
-    /// Number of distinct pushed family names (for tests and the gateway's own metrics).
-    pub fn family_count(&self) -> usize {
-        self.families.len()
+impl Interner for Index {
+    /// The shared name for a family name, so that all groups holding a family share one
+    /// allocation.
+    fn name(&self, name: &str) -> MetricName {
+        match self.families.get(name) {
+            Some(entry) => entry.name.clone(),
+            None => MetricName::new(name),
+        }
+    }
+
+    /// The shared help text, if it equals the first one seen for this family.
+    fn help(&self, name: &str, help: &str) -> HelpText {
+        match self.families.get(name).and_then(|e| e.help.as_ref()) {
+            Some(shared) if &**shared == help => shared.clone(),
+            _ => HelpText::from(help),
+        }
     }
 }

@@ -2,10 +2,10 @@
 //! place. A push builds a new group from the old one, so a scrape that holds the old one keeps
 //! a consistent view without any lock.
 
-use prost::Message;
-
-use super::consistency::{GroupChange, Index, SeriesId, series_id};
-use crate::model::proto::{Metric, MetricType};
+use super::encoding::MetricIter;
+use super::prepare::PreparedFamily;
+use super::series::{SeriesId, series_id};
+use crate::model::proto::MetricType;
 use crate::model::{GroupingKey, HelpText, MetricName, Timestamp};
 
 /// Identifies one incarnation of a group: a group deleted and pushed again gets a new id.
@@ -28,18 +28,6 @@ pub struct StoredFamily {
 
 /// The largest amount of encoded metrics one group may hold (offsets are 32-bit).
 pub const MAX_GROUP_BYTES: usize = u32::MAX as usize;
-
-/// A group's buffer did not decode. The buffer is written by this process only, so this means a
-/// bug, never bad input; readers skip what they cannot decode instead of failing a scrape.
-#[derive(Debug, thiserror::Error)]
-pub enum CorruptMetrics {
-    #[error("unexpected field {0} in stored metrics")]
-    UnexpectedField(u32),
-    #[error("truncated stored metric")]
-    Truncated,
-    #[error(transparent)]
-    Decode(#[from] prost::DecodeError),
-}
 
 #[derive(Debug)]
 pub struct Group {
@@ -127,7 +115,7 @@ impl Group {
         id: GroupId,
         change: &GroupChange<'_>,
         now: Timestamp,
-        index: &Index,
+        interner: &impl Interner,
     ) -> Group {
         let kept: Vec<&StoredFamily> = change
             .current
@@ -156,11 +144,11 @@ impl Group {
             let start = data.len();
             data.extend_from_slice(&family.encoded);
             families.push(StoredFamily {
-                name: index.intern_name(&family.name),
+                name: interner.name(&family.name),
                 help: family
                     .help
                     .as_deref()
-                    .map(|h| index.intern_help(&family.name, h)),
+                    .map(|h| interner.help(&family.name, h)),
                 kind: family.kind,
                 pushed_at: family.pushed_at.unwrap_or(now),
                 legacy_label_names: family.legacy_label_names,
@@ -183,42 +171,40 @@ impl Group {
     }
 }
 
-/// Decodes a family's metrics one by one from their encoding.
-pub struct MetricIter<'a> {
-    rest: &'a [u8],
+/// Shares the allocations of family names and help texts between groups (the consistency
+/// index knows every name in the store).
+pub trait Interner {
+    /// The shared name for a family name, so that all groups holding a family share one
+    /// allocation.
+    fn name(&self, name: &str) -> MetricName;
+    /// The shared help text, if it equals the one already kept for this family.
+    fn help(&self, name: &str, help: &str) -> HelpText;
 }
 
-impl<'a> MetricIter<'a> {
-    /// Iterates over metrics encoded as repeated `MetricFamily.metric` fields.
-    pub fn over(encoded: &'a [u8]) -> Self {
-        MetricIter { rest: encoded }
+/// What a write will do to one group, as the index needs to know it.
+pub struct GroupChange<'a> {
+    /// The group as it is now, if it exists.
+    pub current: Option<&'a Group>,
+    /// The families the write stores (the timestamp gauges included), sorted by name.
+    pub families: &'a [PreparedFamily],
+    /// Whether the current group's families go (PUT), except `kept_on_replace`, or only those
+    /// written anew (POST).
+    pub replace_all: bool,
+    pub kept_on_replace: &'a [&'a str],
+}
+
+impl GroupChange<'_> {
+    pub fn writes(&self, name: &str) -> Option<&PreparedFamily> {
+        self.families
+            .binary_search_by(|f| f.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.families[i])
     }
-}
 
-impl Iterator for MetricIter<'_> {
-    type Item = Result<Metric, CorruptMetrics>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let result = (|| {
-            let (tag, _) = prost::encoding::decode_key(&mut self.rest)?;
-            if tag != crate::model::proto::METRIC_FAMILY_METRIC_TAG {
-                return Err(CorruptMetrics::UnexpectedField(tag));
-            }
-            let len = prost::encoding::decode_varint(&mut self.rest)? as usize;
-            if len > self.rest.len() {
-                return Err(CorruptMetrics::Truncated);
-            }
-            let (message, rest) = self.rest.split_at(len);
-            self.rest = rest;
-            Ok(Metric::decode(message)?)
-        })();
-        if result.is_err() {
-            // The buffer is our own encoding; if it is ever damaged, stop rather than loop.
-            self.rest = &[];
-        }
-        Some(result)
+    /// Whether the current group's family `name` disappears or is replaced by this write.
+    pub fn drops_current(&self, name: &str) -> bool {
+        let held = self.current.is_some_and(|g| g.family(name).is_some());
+        held && (self.writes(name).is_some()
+            || (self.replace_all && !self.kept_on_replace.contains(&name)))
     }
 }

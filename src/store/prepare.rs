@@ -8,9 +8,9 @@ use std::collections::HashSet;
 
 use prost::Message;
 
-use super::consistency::{SeriesId, series_id};
+use super::encoding::MetricIter;
 use super::errors::{Inconsistency, Rejection, is_allowed_label_name, metric_text};
-use super::group::MetricIter;
+use super::series::{SeriesId, series_id};
 use crate::model::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::model::{GroupingKey, label};
 

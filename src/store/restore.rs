@@ -17,10 +17,10 @@ use prost::Message;
 use prost::encoding::{decode_varint, encoded_len_varint};
 
 use super::PersistedFamily;
-use super::consistency::{SeriesIdHasher, series_id_of};
+use super::encoding::MetricIter;
 use super::errors::{Inconsistency, metric_text};
-use super::group::MetricIter;
 use super::prepare::{PreparedFamily, ValuePresence, metric_problem, problem_kind};
+use super::series::{SeriesIdHasher, series_id_of};
 use crate::model::GroupingKey;
 use crate::model::proto::{
     Counter, Gauge, Histogram, METRIC_FAMILY_METRIC_TAG, Metric, Summary, Untyped,
@@ -516,8 +516,8 @@ mod tests {
     /// checking the loaded store as a whole finds (what it did before).
     #[test]
     fn restoring_finds_what_validating_the_whole_store_finds() {
+        use crate::store::OwnFamily;
         use crate::store::snapshot::validate;
-        use crate::store::{OwnFamily, Store};
         let own = [OwnFamily {
             name: "pushgateway_build_info",
             kind: MetricType::Gauge,
@@ -605,13 +605,13 @@ mod tests {
                 )],
             ),
         ];
-        let store = Store::new(&own, true);
+        let store = crate::store::View::new(&own, true);
         let found = store.restore(groups.clone());
         assert!(found.0.len() >= 6, "{found}");
         assert_eq!(found, validate(&store.snapshot(), &own));
         // The index the store ends with is the one pushes would have built: the same
         // problems for a group pushed again.
-        let again = Store::new(&own, true);
+        let again = crate::store::View::new(&own, true);
         let mut reversed = groups;
         reversed.reverse();
         assert_eq!(

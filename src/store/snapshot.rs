@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use imbl::OrdMap;
 
-use super::consistency::{GroupChange, Index, OwnFamily};
+use super::consistency::{Index, OwnFamily};
 use super::errors::{Inconsistencies, Inconsistency};
-use super::group::{Group, GroupId, StoredFamily};
+use super::group::{Group, GroupChange, GroupId, Interner, StoredFamily};
 use super::prepare::PreparedFamily;
 use crate::model::{GroupingKey, HelpText, MetricName, MetricType};
 
@@ -137,7 +137,7 @@ pub(super) fn validate(snapshot: &Snapshot, own: &[OwnFamily]) -> Inconsistencie
         problems.0.extend(index.check(&change).0);
         let id = GroupId(n as u64 + 1);
         for family in &families {
-            let name = index.intern_name(&family.name);
+            let name = index.name(&family.name);
             index.add_family(id, &name, family.kind, None, &family.series);
         }
     }

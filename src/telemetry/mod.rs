@@ -31,6 +31,11 @@ pub const TLS_HANDSHAKE_ERRORS: &str = "pushgateway_tls_handshake_errors_total";
 pub const TLS_FIPS_MODE: &str = "pushgateway_tls_fips_mode";
 pub const WEB_CONFIG_RELOADS: &str = "pushgateway_web_config_reloads_total";
 pub const PERSISTENCE_ERRORS: &str = "pushgateway_persistence_errors_total";
+pub const PERSISTENCE_FAILING_SINCE: &str =
+    "pushgateway_persistence_failing_since_timestamp_seconds";
+pub const PERSISTENCE_FAULT: &str = "pushgateway_persistence_fault";
+pub const PERSISTENCE_HEALTHY: &str = "pushgateway_persistence_healthy";
+pub const PERSISTENCE_WITHDRAWN: &str = "pushgateway_persistence_withdrawn_changes_total";
 pub const PERSISTENCE_FSYNC_DURATION: &str = "pushgateway_persistence_fsync_duration_seconds";
 pub const PERSISTENCE_LAST_SNAPSHOT: &str =
     "pushgateway_persistence_last_snapshot_timestamp_seconds";
@@ -65,7 +70,22 @@ const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
     (
         PERSISTENCE_ERRORS,
         MetricType::Counter,
-        "Failures to write the persistence log or a snapshot, by operation.",
+        "Failures to write, fsync or find the persistence files, by operation and kind of fault.",
+    ),
+    (
+        PERSISTENCE_FAILING_SINCE,
+        MetricType::Gauge,
+        "When the current persistence fault began (0 while persistence works).",
+    ),
+    (
+        PERSISTENCE_FAULT,
+        MetricType::Gauge,
+        "1 for the kind of the current persistence fault (disk_full, read_only, permission_denied, fsync_failed, file_vanished, io_error), else 0.",
+    ),
+    (
+        PERSISTENCE_HEALTHY,
+        MetricType::Gauge,
+        "1 while changes can be kept on disk; 0 while persistence fails (then changes are refused in log mode, and snapshots are missing in snapshot mode).",
     ),
     (
         PERSISTENCE_FSYNC_DURATION,
@@ -91,6 +111,11 @@ const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
         PERSISTENCE_SNAPSHOT_DURATION,
         MetricType::Gauge,
         "How long the last snapshot of the store took to write.",
+    ),
+    (
+        PERSISTENCE_WITHDRAWN,
+        MetricType::Counter,
+        "Changes applied in memory and withdrawn again because the log could not keep them (their pushers got an error).",
     ),
     (
         BUILD_INFO,
@@ -249,11 +274,16 @@ impl Telemetry {
 
     /// Adds one to a counter series.
     pub fn increment(&self, family: &'static str, labels: &[(&'static str, &str)]) {
+        self.add(family, labels, 1.0);
+    }
+
+    /// Adds to a counter series.
+    pub fn add(&self, family: &'static str, labels: &[(&'static str, &str)], amount: f64) {
         let key = (
             family,
             labels.iter().map(|(n, v)| (*n, v.to_string())).collect(),
         );
-        *self.lock_values().entry(key).or_default() += 1.0;
+        *self.lock_values().entry(key).or_default() += amount;
     }
 
     /// Sets a gauge series.

@@ -1,0 +1,113 @@
+//! Where the store's changes are kept, and when a change counts as done.
+//!
+//! The HTTP layer asks the [`Store`](super::Store) for a change and gets its answer only when the
+//! backend says the change is done; it never learns which backend runs. A backend chooses one
+//! of two orders:
+//!
+//! - **Apply, then keep** (no persistence, and the single-node store with its write-ahead log):
+//!   the [`View`](super::View) checks and applies the change under its lock and hands every
+//!   resulting [`Record`] to the backend's [`Sink`] inside the same critical section, so the
+//!   backend receives records in exactly the view's order. The change is done when the backend
+//!   has its records durable.
+//! - **Propose, then apply** (a replicated log): the view plans the change against what it has
+//!   seen, the backend proposes the resulting records to the log on condition that the groups
+//!   are still at the revisions they were planned against, and the view applies what the log
+//!   delivers. The change is done when the log holds it and this view has applied it.
+//!
+//! Either way the unit of keeping is one [`Record`]: a group's whole new content, or its
+//! deletion; replaying records in order rebuilds the store.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::group::Group;
+use super::view::View;
+use super::{Change, Rejection};
+use crate::model::{GroupingKey, MetricType, Timestamp};
+
+/// A change's outcome, as the backend reports it once the change is done (or cannot be).
+pub type Commit<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// Keeps the store's changes.
+pub trait Backend: Send + Sync {
+    /// Makes `change` happen, and resolves once it counts as done: `Ok` only when the change
+    /// would survive whatever the backend promises to survive.
+    fn commit(&self, change: Change) -> Commit<'_>;
+}
+
+/// Receives, under the view's lock, every record a change makes.
+pub trait Sink {
+    /// Asked under the view's lock before a change touches anything: whether the backend can
+    /// keep changes now. A refusal leaves the view exactly as it was.
+    fn admit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The view has just made `record`; `previous` is what the group held before (`None`: it
+    /// did not exist), for a backend that may have to withdraw the change.
+    fn record(&mut self, record: Record<'_>, previous: Option<&Arc<Group>>);
+}
+
+/// A sink for records nobody keeps (restoring, and backends that keep nothing).
+pub struct Discard;
+
+impl Sink for Discard {
+    fn record(&mut self, _record: Record<'_>, _previous: Option<&Arc<Group>>) {}
+}
+
+/// A change that a backend could not keep, to be undone: the group goes back to `previous`.
+#[derive(Debug)]
+pub struct Withdrawal {
+    pub key: GroupingKey,
+    pub previous: Option<Arc<Group>>,
+}
+
+/// One change to one group, as backends keep it.
+#[derive(Clone, Copy, Debug)]
+pub enum Record<'a> {
+    /// The group now holds exactly what this group holds.
+    Written(&'a Arc<Group>),
+    /// The group with this key is gone.
+    Deleted(&'a GroupingKey),
+}
+
+/// Why a change did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The change itself is not acceptable (invalid or inconsistent metrics).
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The backend cannot keep the change.
+    #[error("{0}")]
+    NotKept(Arc<str>),
+}
+
+/// A family read back by a backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistedFamily {
+    pub name: String,
+    pub help: Option<String>,
+    pub kind: MetricType,
+    pub pushed_at: Timestamp,
+    /// The metrics, encoded as repeated `MetricFamily.metric` fields (often a slice of the
+    /// file they were read from).
+    pub metrics: bytes::Bytes,
+}
+
+/// No persistence: a change is done once the view has applied it, and gone with the process.
+pub struct Memory {
+    view: Arc<View>,
+}
+
+impl Memory {
+    pub fn new(view: Arc<View>) -> Self {
+        Memory { view }
+    }
+}
+
+impl Backend for Memory {
+    fn commit(&self, change: Change) -> Commit<'_> {
+        let result = self.view.apply(change, &mut Discard);
+        Box::pin(std::future::ready(result))
+    }
+}

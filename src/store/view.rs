@@ -1,0 +1,446 @@
+//! The view: every group in memory, the consistency index, and cheap snapshots for scrapes.
+//!
+//! Writers take one short lock: the expensive parts of a push (sanitising, validating,
+//! encoding) happen before it, and inside it the work is proportional to the push and the
+//! group it replaces, never to the whole store. Groups sit in a persistent map, so a snapshot
+//! is a constant-time clone that later writes do not disturb.
+//!
+//! Invariant: every change the view makes is handed to the backend's [`Sink`] inside the same
+//! critical section, so the backend sees changes in exactly the view's order.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use imbl::OrdMap;
+
+use super::backend::{Discard, PersistedFamily, Record, Sink, StoreError, Withdrawal};
+use super::consistency::{Index, OwnFamily};
+use super::errors::Inconsistencies;
+use super::group::{Group, GroupChange, GroupId, MAX_GROUP_BYTES, StoredFamily};
+use super::prepare::{PUSH_FAILURE_TIME, PUSH_TIME, PreparedFamily};
+use super::series::SeriesId;
+use super::snapshot::{self, Snapshot};
+use super::{Change, PreparedPush, PushMode, Rejection, restore};
+use crate::model::{GroupingKey, Timestamp};
+
+pub struct View {
+    state: Mutex<State>,
+    own: Arc<[OwnFamily]>,
+    check: bool,
+}
+
+struct State {
+    groups: OrdMap<GroupingKey, Arc<Group>>,
+    index: Index,
+    /// Incremented by every change, so that scrapes can tell whether cached output is current.
+    generation: u64,
+    next_group_id: u64,
+    /// Set when restored data is inconsistent (written with the check off, or by upstream):
+    /// then, as upstream, every push is refused and scrapes fail until deletes repair it.
+    inconsistent: Option<Inconsistencies>,
+}
+
+/// A write the view is about to apply to one group.
+struct Write {
+    families: Vec<PreparedFamily>,
+    replace_all: bool,
+}
+
+/// PUT keeps only this family of the old group (the push time is always written anew).
+const KEPT_ON_REPLACE: &[&str] = &[PUSH_FAILURE_TIME];
+
+impl View {
+    /// A view that rejects inconsistent pushes when `check` is set, as upstream does unless
+    /// `--push.disable-consistency-check` is given. `own` lists the gateway's own families,
+    /// which pushes must not contradict.
+    pub fn new(own: &[OwnFamily], check: bool) -> Self {
+        View {
+            state: Mutex::new(State {
+                groups: OrdMap::new(),
+                index: Index::new(own, check),
+                generation: 0,
+                next_group_id: 1,
+                inconsistent: None,
+            }),
+            own: own.into(),
+            check,
+        }
+    }
+
+    pub fn checks_consistency(&self) -> bool {
+        self.check
+    }
+
+    /// Loads persisted groups into an empty view (before it serves). Restored data is not
+    /// refused: it is checked as a whole, and if it is inconsistent the view says so until
+    /// deletes repair it. Returns the problems found.
+    ///
+    /// Groups are checked one after the other in grouping-key order, each against the index of
+    /// those before it, which is what pushing them one by one into an empty store would find;
+    /// the index is then the view's own. Preparing the families (decoding, identities) runs
+    /// on the other cores ahead of applying.
+    pub fn restore(&self, groups: Vec<(GroupingKey, Vec<PersistedFamily>)>) -> Inconsistencies {
+        let groups = in_key_order(groups);
+        let mut state = self.lock();
+        if self.check {
+            state
+                .index
+                .reserve_series(restore::series_estimate(&groups));
+        }
+        let mut problems = Inconsistencies::default();
+        let unreadable = restore::prepare_in_order(groups, self.check, |key, families| {
+            let write = Write {
+                families,
+                replace_all: true,
+            };
+            let current = state.groups.get(&key).cloned();
+            if self.check && current.is_none() {
+                problems.0.extend(state.apply_new_checked(&key, write).0);
+                return;
+            }
+            if self.check {
+                problems
+                    .0
+                    .extend(state.index.check(&write.change(current.as_deref())).0);
+            }
+            state.apply(&key, current, write, Timestamp::ZERO, &mut Discard);
+        });
+        problems.0.extend(unreadable);
+        if self.check && !problems.is_empty() {
+            state.inconsistent = Some(problems.clone());
+        }
+        problems
+    }
+
+    /// Checks `change` and applies it, handing every resulting record to `sink` before the
+    /// lock is released.
+    ///
+    /// A refused push still changes the group, as upstream's does: `push_failure_time_seconds`
+    /// is set to the push time, and a group that did not exist is created with
+    /// `push_time_seconds 0`, so that failed pushes can be alerted on.
+    pub fn apply(&self, change: Change, sink: &mut dyn Sink) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        sink.admit()?;
+        match change {
+            Change::Push(push) => state.push(push, self.check, sink),
+            Change::Delete(key) => {
+                state.remove(&key, sink);
+                state.revalidate_if_inconsistent(&self.own, self.check);
+                Ok(())
+            }
+            Change::Wipe => {
+                // A push racing with the wipe lands either before (and is wiped) or after.
+                let keys: Vec<GroupingKey> = state.groups.keys().cloned().collect();
+                for key in &keys {
+                    state.remove(key, sink);
+                }
+                state.revalidate_if_inconsistent(&self.own, self.check);
+                Ok(())
+            }
+        }
+    }
+
+    /// Undoes changes that the backend could not keep. `take` runs under the view's lock, so
+    /// that no change can slip in between the backend deciding what to withdraw and the
+    /// withdrawal; it returns the changes newest first, each group going back to what it held
+    /// before.
+    pub fn withdraw(&self, take: impl FnOnce() -> Vec<Withdrawal>) -> usize {
+        let mut state = self.lock();
+        let withdrawals = take();
+        let count = withdrawals.len();
+        for Withdrawal { key, previous } in withdrawals {
+            state.set(&key, previous);
+        }
+        if count > 0 {
+            state.revalidate_if_inconsistent(&self.own, self.check);
+        }
+        count
+    }
+
+    /// A consistent view of every group as of now.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_with(|| ())
+    }
+
+    /// A snapshot, with `at_the_same_moment` run while no change can happen (so that, for
+    /// example, a log segment switch falls exactly between the changes the snapshot holds and
+    /// those it does not).
+    pub fn snapshot_with(&self, at_the_same_moment: impl FnOnce()) -> Snapshot {
+        let state = self.lock();
+        at_the_same_moment();
+        Snapshot::new(state.generation, state.groups.clone())
+    }
+
+    /// Whether a snapshot can be exposed, as upstream decides at every scrape: with the check
+    /// off, the whole snapshot is checked; with it on, only restored inconsistent data stands
+    /// in the way.
+    pub fn exposable(&self, snapshot: &Snapshot) -> Result<(), Inconsistencies> {
+        let problems = if self.check {
+            self.lock().inconsistent.clone().unwrap_or_default()
+        } else {
+            snapshot::validate(snapshot, &self.own)
+        };
+        problems.into_result()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied write: every change is
+        // computed first and then swapped in. So a poisoned lock is still safe to use.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The groups sorted by key, the last one winning where a key repeats (as applying them in
+/// turn would leave it). Persistence hands them over sorted and unique already.
+fn in_key_order(
+    groups: Vec<(GroupingKey, Vec<PersistedFamily>)>,
+) -> Vec<(GroupingKey, Vec<PersistedFamily>)> {
+    if groups.is_sorted_by(|a, b| a.0 < b.0) {
+        return groups;
+    }
+    let unique: std::collections::BTreeMap<_, _> = groups.into_iter().collect();
+    unique.into_iter().collect()
+}
+
+impl Write {
+    fn add_timestamp(
+        &mut self,
+        key: &GroupingKey,
+        name: &'static str,
+        time: Timestamp,
+        series: bool,
+    ) {
+        let gauge = PreparedFamily::timestamp_gauge(name, key, time.as_seconds_f64(), series);
+        let at = self
+            .families
+            .binary_search_by(|f| f.name.as_str().cmp(name))
+            .unwrap_or_else(|i| i);
+        self.families.insert(at, gauge);
+    }
+
+    fn change<'a>(&'a self, current: Option<&'a Group>) -> GroupChange<'a> {
+        GroupChange {
+            current,
+            families: &self.families,
+            replace_all: self.replace_all,
+            kept_on_replace: KEPT_ON_REPLACE,
+        }
+    }
+}
+
+impl State {
+    fn new_group_id(&mut self) -> GroupId {
+        let id = GroupId(self.next_group_id);
+        self.next_group_id += 1;
+        id
+    }
+
+    fn push(
+        &mut self,
+        push: PreparedPush,
+        check: bool,
+        sink: &mut dyn Sink,
+    ) -> Result<(), StoreError> {
+        if let Some(problems) = self.inconsistent.clone() {
+            self.record_failure(&push.key, push.time, check, sink);
+            return Err(Rejection::from(problems).into());
+        }
+        let families = match push.families {
+            Ok(families) => families,
+            Err(rejection) => {
+                self.record_failure(&push.key, push.time, check, sink);
+                return Err(rejection.into());
+            }
+        };
+        let current = self.groups.get(&push.key).cloned();
+        let mut write = Write {
+            families,
+            replace_all: push.mode == PushMode::Replace,
+        };
+        write.add_timestamp(&push.key, PUSH_TIME, push.time, check);
+        if current.is_none() {
+            write.add_timestamp(&push.key, PUSH_FAILURE_TIME, Timestamp::ZERO, check);
+        }
+        let change = write.change(current.as_deref());
+        let rejection = if Group::size_after(&change) > MAX_GROUP_BYTES {
+            Some(Rejection::GroupTooLarge)
+        } else if check {
+            let problems = self.index.check(&change);
+            (!problems.is_empty()).then(|| problems.into())
+        } else {
+            None
+        };
+        if let Some(rejection) = rejection {
+            self.record_failure(&push.key, push.time, check, sink);
+            return Err(rejection.into());
+        }
+        self.apply(&push.key, current, write, push.time, sink);
+        Ok(())
+    }
+
+    /// Swaps in the group that results from `write`, keeping the index in step, and hands it
+    /// to the sink.
+    fn apply(
+        &mut self,
+        key: &GroupingKey,
+        current: Option<Arc<Group>>,
+        write: Write,
+        time: Timestamp,
+        sink: &mut dyn Sink,
+    ) {
+        let id = match &current {
+            Some(group) => group.id(),
+            None => self.new_group_id(),
+        };
+        if let Some(group) = &current {
+            let change = write.change(Some(group));
+            for family in group.families() {
+                if change.drops_current(&family.name) {
+                    let series = self.tracked_series(group, family);
+                    self.index.remove_family(id, &family.name, series);
+                }
+            }
+        }
+        let group = Group::build(
+            key,
+            id,
+            &write.change(current.as_deref()),
+            time,
+            &self.index,
+        );
+        for written in &write.families {
+            if let Some(stored) = group.family(&written.name) {
+                self.index.add_family(
+                    id,
+                    &stored.name,
+                    stored.kind,
+                    stored.help.as_ref(),
+                    &written.series,
+                );
+            }
+        }
+        let group = Arc::new(group);
+        sink.record(Record::Written(&group), current.as_ref());
+        self.groups.insert(key.clone(), group);
+        self.generation += 1;
+    }
+
+    /// What `index.check` and then `apply` do for a group that does not exist yet (restoring),
+    /// in one pass over the index. Returns what the check found; the group is stored either way.
+    fn apply_new_checked(&mut self, key: &GroupingKey, write: Write) -> Inconsistencies {
+        let id = self.new_group_id();
+        let change = write.change(None);
+        let group = Group::build(key, id, &change, Timestamp::ZERO, &self.index);
+        let problems = self.index.check_and_add_new(id, &change, &group);
+        self.groups.insert(key.clone(), Arc::new(group));
+        self.generation += 1;
+        problems
+    }
+
+    fn record_failure(
+        &mut self,
+        key: &GroupingKey,
+        time: Timestamp,
+        check: bool,
+        sink: &mut dyn Sink,
+    ) {
+        let current = self.groups.get(key).cloned();
+        let mut write = Write {
+            families: Vec::new(),
+            replace_all: false,
+        };
+        write.add_timestamp(key, PUSH_FAILURE_TIME, time, check);
+        if current.is_none() {
+            write.add_timestamp(key, PUSH_TIME, Timestamp::ZERO, check);
+            // Upstream creates the group even when its timestamp gauges clash with another
+            // group's (`{job="a"}` next to `{job="a",instance=""}`), which breaks every later
+            // scrape. The failure is reported to the pusher either way; we do not store it.
+            if check && !self.index.check(&write.change(None)).is_empty() {
+                return;
+            }
+        }
+        self.apply(key, current, write, time, sink);
+    }
+
+    fn remove(&mut self, key: &GroupingKey, sink: &mut dyn Sink) {
+        let Some(group) = self.groups.remove(key) else {
+            return;
+        };
+        self.unindex(&group);
+        self.generation += 1;
+        sink.record(Record::Deleted(key), Some(&group));
+    }
+
+    /// Puts a group back as it was (or removes it), keeping the index in step.
+    fn set(&mut self, key: &GroupingKey, group: Option<Arc<Group>>) {
+        if let Some(current) = self.groups.remove(key) {
+            self.unindex(&current);
+        }
+        if let Some(group) = group {
+            for family in group.families() {
+                let series = self.tracked_series(&group, family);
+                self.index.add_family(
+                    group.id(),
+                    &family.name,
+                    family.kind,
+                    family.help.as_ref(),
+                    &series,
+                );
+            }
+            self.groups.insert(key.clone(), group);
+        }
+        self.generation += 1;
+    }
+
+    fn unindex(&mut self, group: &Group) {
+        for family in group.families() {
+            let series = self.tracked_series(group, family);
+            self.index.remove_family(group.id(), &family.name, series);
+        }
+    }
+
+    /// The series of a stored family as the index tracks them (none with the check off).
+    fn tracked_series(&self, group: &Group, family: &StoredFamily) -> Vec<SeriesId> {
+        if self.index.tracks_series() {
+            group.series_ids(family).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// After a deletion in the inconsistent state: maybe the group at fault is gone. Looks
+    /// again (only ever in this rare state).
+    fn revalidate_if_inconsistent(&mut self, own: &[OwnFamily], check: bool) {
+        if self.inconsistent.is_some() {
+            self.revalidate(own, check);
+        }
+    }
+
+    /// Checks the whole store again; when it is consistent, rebuilds the index from scratch
+    /// (its counts may be off after inconsistent data) and leaves the inconsistent state.
+    fn revalidate(&mut self, own: &[OwnFamily], check: bool) {
+        let snapshot = Snapshot::new(self.generation, self.groups.clone());
+        let problems = snapshot::validate(&snapshot, own);
+        if !problems.is_empty() {
+            self.inconsistent = Some(problems);
+            return;
+        }
+        let mut index = Index::new(own, check);
+        for group in self.groups.values() {
+            for family in group.families() {
+                let series: Vec<_> = group.series_ids(family).collect();
+                index.add_family(
+                    group.id(),
+                    &family.name,
+                    family.kind,
+                    family.help.as_ref(),
+                    &series,
+                );
+            }
+        }
+        self.index = index;
+        self.inconsistent = None;
+        tracing::info!("the store is consistent again");
+    }
+}
