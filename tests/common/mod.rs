@@ -208,4 +208,6 @@ pub fn decode_protobuf(mut body: &[u8]) -> Vec<MetricFamily> {
     }
     families
 }
+pub mod faults;
+pub mod process;
 pub mod tls;
