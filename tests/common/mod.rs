@@ -208,4 +208,5 @@ pub fn decode_protobuf(mut body: &[u8]) -> Vec<MetricFamily> {
     }
     families
 }
+pub mod process;
 pub mod tls;
