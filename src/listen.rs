@@ -173,9 +173,13 @@ fn check_listener(fd: RawFd) -> Result<(), ListenError> {
     // anything could close it.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let socket = SockRef::from(&borrowed);
-    let kind = socket
-        .r#type()
-        .map_err(|err| activation_fd_error(fd, err))?;
+    let kind = socket.r#type().map_err(|err| {
+        if err.raw_os_error() == Some(libc::ENOTSOCK) {
+            refuse("not a socket")
+        } else {
+            activation_fd_error(fd, err)
+        }
+    })?;
     if kind != Type::STREAM {
         return Err(refuse(
             "not a stream socket (HTTP needs ListenStream= in the socket unit)",
