@@ -253,6 +253,15 @@ fn refuses_to_start_without_usable_sockets() {
     );
 }
 
+/// Whether one of systemd's tools can run; if not, the caller skips what needs it, saying so.
+fn installed(tool: &str) -> bool {
+    let runs = Command::new(tool).arg("--version").output().is_ok();
+    if !runs {
+        eprintln!("skipping the {tool} checks: not installed (Debian package `systemd`)");
+    }
+    runs
+}
+
 /// A port that is free now, for tools that cannot bind port 0 themselves.
 fn free_port() -> u16 {
     addr(&listener()).port()
@@ -262,12 +271,7 @@ fn free_port() -> u16 {
 /// the socket, as a socket unit does.
 #[tokio::test]
 async fn systemd_socket_activate_starts_the_gateway() {
-    if Command::new("systemd-socket-activate")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping: systemd-socket-activate is not installed (Debian package `systemd`)");
+    if !installed("systemd-socket-activate") {
         return;
     }
     for attempt in 0.. {
@@ -463,12 +467,7 @@ async fn example_units_are_hardened_and_run() {
 /// `systemd-analyze verify` (syntax, known directives, the executable exists) and its offline
 /// security rating, where systemd's tools are installed.
 fn verify_with_systemd_analyze(examples: &Path) {
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping systemd-analyze: not installed (Debian package `systemd`)");
+    if !installed("systemd-analyze") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
