@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 use crate::model::NameValidation;
 
@@ -15,13 +15,36 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 #[command(
     name = "pushgateway",
     about = "The Pushgateway: a metrics cache for batch and short-lived jobs that Prometheus scrapes.",
-    disable_version_flag = true
+    disable_version_flag = true,
+    disable_help_flag = true
 )]
 pub struct Cli {
+    /// Show context-sensitive help (also try --help-long and --help-man).
+    #[arg(short = 'h', long = "help", action = ArgAction::Help)]
+    help: Option<bool>,
+
+    /// Show the help with every detail (kingpin's flag; there are no subcommands to add).
+    #[arg(long = "help-long", hide = true, action = ArgAction::SetTrue)]
+    help_long: bool,
+
+    /// Print a man page (roff) to standard output, as Debian's packaging uses it.
+    #[arg(long = "help-man", hide = true, action = ArgAction::SetTrue)]
+    help_man: bool,
+
     /// Addresses on which to expose metrics and the web interface. Repeatable to listen on
     /// several addresses.
     #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":9091", action = ArgAction::Append)]
     pub listen_addresses: Vec<String>,
+
+    /// Use systemd socket activation listeners instead of port listeners (Linux only).
+    #[arg(long = "web.systemd-socket", value_name = "BOOL", num_args = 0..=1, default_value = "false", default_missing_value = "true", overrides_with = "no_systemd_socket")]
+    systemd_socket: bool,
+    #[arg(
+        long = "no-web.systemd-socket",
+        hide = true,
+        overrides_with = "systemd_socket"
+    )]
+    no_systemd_socket: bool,
 
     /// Path to a configuration file that can enable TLS or authentication (exporter-toolkit
     /// format).
@@ -142,10 +165,50 @@ pub struct Cli {
 
     /// Show application version.
     #[arg(long = "version", action = ArgAction::SetTrue)]
-    pub version: bool,
+    version: bool,
+
+    /// The first of `--version`, `--help-long` and `--help-man` given, if any.
+    #[arg(skip)]
+    pub info: Option<Info>,
+}
+
+/// Kingpin's flags that print something and exit instead of serving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Info {
+    Version,
+    HelpLong,
+    HelpMan,
 }
 
 impl Cli {
+    /// Parses a command line as the binary does. Of `--version`, `--help-long` and `--help-man`,
+    /// the first given wins (`Cli::info`), as kingpin runs their actions in command-line order.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut matches = Cli::command().try_get_matches_from(args)?;
+        let info = [
+            ("version", Info::Version),
+            ("help_long", Info::HelpLong),
+            ("help_man", Info::HelpMan),
+        ]
+        .into_iter()
+        .filter(|(id, _)| matches.get_flag(id))
+        .min_by_key(|(id, _)| matches.index_of(id))
+        .map(|(_, info)| info);
+        let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+        cli.info = info;
+        Ok(cli)
+    }
+
+    /// `--web.systemd-socket`: serve on the sockets systemd passes instead of binding
+    /// `--web.listen-address`.
+    pub fn systemd_socket(&self) -> bool {
+        self.systemd_socket && !self.no_systemd_socket
+    }
+
     /// The prefix every route lives under: `--web.route-prefix`, or else the path of
     /// `--web.external-url`; `/` means none; one leading `/` is ensured and one trailing `/`
     /// dropped, as upstream 1.11 does.
@@ -209,9 +272,23 @@ impl Cli {
             ("web.external-url", self.external_url.raw.clone()),
             ("web.listen-address", self.listen_addresses.join(",")),
             ("web.route-prefix", self.route_prefix()),
+            ("web.systemd-socket", self.systemd_socket().to_string()),
             ("web.telemetry-path", self.telemetry_path.clone()),
         ]
     }
+}
+
+/// `--help-long`: the help with every detail.
+pub fn long_help() -> String {
+    Cli::command().render_long_help().to_string()
+}
+
+/// `--help-man`: a man page in roff, made from the same flag definitions as `--help`.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let command = Cli::command().version(env!("CARGO_PKG_VERSION"));
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command).render(&mut page)?;
+    Ok(page)
 }
 
 /// A command-line error worded as upstream's kingpin words it
@@ -520,6 +597,66 @@ mod tests {
         assert!(cli.enable_lifecycle);
         assert!(cli.enable_admin_api);
         assert!(!cli.disable_consistency_check);
+    }
+
+    #[test]
+    fn systemd_socket_flag() {
+        let flag = |cli: &Cli| {
+            cli.flag_values()
+                .into_iter()
+                .find(|(name, _)| *name == "web.systemd-socket")
+                .map(|(_, value)| value)
+        };
+        assert!(!parse(&[]).systemd_socket());
+        assert_eq!(flag(&parse(&[])).as_deref(), Some("false"));
+        let on = parse(&["--web.systemd-socket"]);
+        assert!(on.systemd_socket());
+        assert_eq!(flag(&on).as_deref(), Some("true"));
+        assert!(!parse(&["--web.systemd-socket", "--no-web.systemd-socket"]).systemd_socket());
+        assert!(parse(&["--no-web.systemd-socket", "--web.systemd-socket=true"]).systemd_socket());
+    }
+
+    #[test]
+    fn informational_flags_act_in_command_line_order() {
+        let info = |args: &[&str]| {
+            let mut full = vec!["pushgateway"];
+            full.extend_from_slice(args);
+            Cli::parse_args(full).expect("valid arguments").info
+        };
+        assert_eq!(info(&[]), None);
+        assert_eq!(info(&["--web.enable-lifecycle"]), None);
+        assert_eq!(info(&["--version"]), Some(Info::Version));
+        assert_eq!(info(&["--help-long"]), Some(Info::HelpLong));
+        assert_eq!(info(&["--help-man"]), Some(Info::HelpMan));
+        assert_eq!(info(&["--help-man", "--version"]), Some(Info::HelpMan));
+        assert_eq!(info(&["--version", "--help-man"]), Some(Info::Version));
+        assert_eq!(
+            info(&["--log.level=debug", "--help-long", "--help-man"]),
+            Some(Info::HelpLong)
+        );
+    }
+
+    #[test]
+    fn man_page_lists_every_visible_flag() {
+        let page = String::from_utf8(man_page().expect("renders")).expect("UTF-8");
+        assert!(page.contains(".TH pushgateway 1"), "{page}");
+        for section in [".SH NAME", ".SH SYNOPSIS", ".SH OPTIONS"] {
+            assert!(page.contains(section), "{section} missing");
+        }
+        for argument in Cli::command().get_arguments() {
+            let Some(long) = argument.get_long() else {
+                continue;
+            };
+            // roff escapes '-' as '\-'.
+            let escaped = format!("\\fB\\-\\-{}\\fR", long.replace('-', "\\-"));
+            assert_eq!(
+                page.contains(&escaped),
+                !argument.is_hide_set(),
+                "--{long} (hidden: {})",
+                argument.is_hide_set()
+            );
+        }
+        assert!(long_help().contains("--web.systemd-socket"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod fips;
 pub mod format;
 pub mod http;
+pub mod listen;
 pub mod logging;
 pub mod model;
 pub mod persist;

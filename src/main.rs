@@ -1,10 +1,10 @@
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-use pushgateway::cli::Cli;
+use pushgateway::cli::{Cli, Info};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(err) if err.use_stderr() => {
             eprintln!("{}", pushgateway::cli::usage_error(&err));
@@ -15,12 +15,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    if cli.version {
-        print!(
-            "{}",
-            pushgateway::telemetry::BuildInfo::current().version_text()
-        );
-        return ExitCode::SUCCESS;
+    if let Some(info) = cli.info {
+        return print_info(info);
     }
     if let Some(algorithm) = &cli.hash_password {
         return print_password_hash(algorithm);
@@ -40,6 +36,32 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(err = %err, "pushgateway failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--version`, `--help-long`, `--help-man`: printed to standard output, as latest upstream
+/// does (so that `pushgateway --help-man > pushgateway.1` works).
+fn print_info(info: Info) -> ExitCode {
+    let text = match info {
+        Info::Version => pushgateway::telemetry::BuildInfo::current()
+            .version_text()
+            .into_bytes(),
+        Info::HelpLong => pushgateway::cli::long_help().into_bytes(),
+        Info::HelpMan => match pushgateway::cli::man_page() {
+            Ok(page) => page,
+            Err(err) => {
+                eprintln!("pushgateway: error: cannot render the man page: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&text).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("pushgateway: error: cannot write to standard output: {err}");
             ExitCode::FAILURE
         }
     }

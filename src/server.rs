@@ -1,18 +1,18 @@
-//! Start-up and shutdown: builds the gateway from the command line, binds every listen address,
-//! serves until SIGTERM, SIGINT or `/-/quit`, then stops gracefully.
+//! Start-up and shutdown: builds the gateway from the command line, opens its listeners (bound
+//! or inherited from systemd, see `listen`), serves until SIGTERM, SIGINT or `/-/quit`, then
+//! stops gracefully.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
-
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::authz::Authorizer;
 use crate::cli::Cli;
 use crate::format::exposition::ExpositionCache;
 use crate::http::router::Router;
 use crate::http::{self, AppState, Options, PageSettings, StatusInfo};
+use crate::listen::{self, ListenError};
 use crate::model::Timestamp;
 use crate::persist::{Durability, Outcome, Persistence};
 use crate::store::{Store, View};
@@ -24,13 +24,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("invalid --web.listen-address {address:?}: {reason}")]
-    ListenAddress { address: String, reason: String },
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error("invalid --web.telemetry-path {0:?}: it must start with '/' (after the route prefix)")]
     TelemetryPath(String),
     #[error(transparent)]
@@ -118,10 +113,15 @@ impl Gateway {
                 })?;
             Some(security)
         };
-        let mut listeners = Vec::new();
-        for address in &cli.listen_addresses {
-            listeners.push(bind(address)?);
-        }
+        let listeners = if cli.systemd_socket() {
+            tracing::info!("Listening on systemd activated listeners instead of port listeners.");
+            listen::systemd_listeners()?
+        } else {
+            cli.listen_addresses
+                .iter()
+                .map(|address| listen::bind(address))
+                .collect::<Result<_, _>>()?
+        };
         let mut own_families = Telemetry::own_families();
         own_families.sort_by_key(|f| f.name);
         let view = Arc::new(View::new(&own_families, !cli.disable_consistency_check));
@@ -305,55 +305,6 @@ fn join_path(prefix: &str, path: &str) -> String {
     if absolute { format!("/{body}") } else { body }
 }
 
-/// Binds one `--web.listen-address` value the way Go's `net.Listen("tcp", ...)` reads it:
-/// `:port` is every address, IPv4 and IPv6; a host name binds its first address, IPv4 first.
-fn bind(address: &str) -> Result<TcpListener, StartError> {
-    let invalid = |reason: &str| StartError::ListenAddress {
-        address: address.to_string(),
-        reason: reason.to_string(),
-    };
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| invalid("missing port"))?;
-    let port: u16 = port.parse().map_err(|_| invalid("invalid port"))?;
-    let bind_error = |source| StartError::Bind {
-        address: address.to_string(),
-        source,
-    };
-    if host.is_empty() {
-        // Dual-stack where IPv6 exists, IPv4 only where it does not.
-        let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
-        return listen(any6, true)
-            .or_else(|_| listen(SocketAddr::from(([0, 0, 0, 0], port)), false))
-            .map_err(bind_error);
-    }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let mut candidates: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| invalid(&e.to_string()))?
-        .collect();
-    candidates.sort_by_key(|a| a.is_ipv6());
-    let first = candidates
-        .first()
-        .ok_or_else(|| invalid("host has no address"))?;
-    listen(*first, false).map_err(bind_error)
-}
-
-fn listen(address: SocketAddr, dual_stack: bool) -> std::io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    if dual_stack {
-        socket.set_only_v6(false)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
 /// SIGTERM or SIGINT. The handlers are installed when this is called, not when the future is
 /// first polled, so that a signal arriving while the gateway starts up (after it already
 /// answers `/-/ready`) still stops it gracefully, with the final snapshot.
@@ -392,25 +343,5 @@ mod tests {
         assert_eq!(join_path("/pg", "/metrics"), "/pg/metrics");
         assert_eq!(join_path("/pg", "metrics"), "/pg/metrics");
         assert_eq!(join_path("", "metrics"), "metrics");
-    }
-
-    #[test]
-    fn listen_addresses() {
-        assert!(bind("127.0.0.1:0").is_ok());
-        assert!(bind("[::1]:0").is_ok() || bind("localhost:0").is_ok());
-        assert!(matches!(
-            bind("9091"),
-            Err(StartError::ListenAddress { .. })
-        ));
-        assert!(matches!(
-            bind("127.0.0.1:x"),
-            Err(StartError::ListenAddress { .. })
-        ));
-        let taken = bind("127.0.0.1:0").unwrap();
-        let port = taken.local_addr().unwrap().port();
-        assert!(matches!(
-            bind(&format!("127.0.0.1:{port}")),
-            Err(StartError::Bind { .. })
-        ));
     }
 }

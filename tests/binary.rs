@@ -1,11 +1,13 @@
 //! The real binary: flags, exit statuses, start-up errors, graceful shutdown.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_pushgateway");
+use common::process::{BINARY, GatewayProcess};
 
 fn run(args: &[&str]) -> Output {
     Command::new(BINARY)
@@ -14,51 +16,13 @@ fn run(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
-/// A started gateway, killed when the test ends, also when it fails.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Running {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Running {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
 /// Starts the binary on a free port and waits until it logs that it listens.
-fn start(args: &[&str]) -> (Running, String) {
-    let mut all = vec!["--web.listen-address=127.0.0.1:0"];
-    all.extend_from_slice(args);
-    let mut child = Command::new(BINARY)
-        .args(&all)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("log line before exit")
-            .expect("readable log");
-        if let Some(rest) = line.split("msg=\"Listening on\" address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so that the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Running(child), address)
+fn start(args: &[&str]) -> GatewayProcess {
+    GatewayProcess::launch(
+        Command::new(BINARY)
+            .arg("--web.listen-address=127.0.0.1:0")
+            .args(args),
+    )
 }
 
 fn http(address: &str, request: &str) -> String {
@@ -69,17 +33,6 @@ fn http(address: &str, request: &str) -> String {
     response
 }
 
-fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
 #[test]
 fn help_and_version_go_to_stdout() {
     let help = run(&["--help"]);
@@ -87,6 +40,7 @@ fn help_and_version_go_to_stdout() {
     let text = String::from_utf8_lossy(&help.stdout);
     for flag in [
         "--web.listen-address",
+        "--web.systemd-socket",
         "--web.config.file",
         "--web.telemetry-path",
         "--web.external-url",
@@ -104,9 +58,106 @@ fn help_and_version_go_to_stdout() {
     ] {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
+    assert!(
+        text.contains("also try --help-long and --help-man"),
+        "{text}"
+    );
     let version = run(&["--version"]);
     assert!(version.status.success());
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("pushgateway, version "));
+}
+
+/// kingpin's hidden help flags, which scripts and packaging call: `--help-long` prints the whole
+/// help, `--help-man` a man page (Debian's packaging runs `--help-man > pushgateway.1`); both to
+/// stdout, exit 0, and the gateway does not start.
+#[test]
+fn help_long_and_help_man() {
+    let long = run(&["--help-long"]);
+    assert_eq!(long.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&long.stdout);
+    assert!(text.contains("--web.systemd-socket"), "{text}");
+    let short = String::from_utf8_lossy(&run(&["--help"]).stdout).into_owned();
+    for flag in short
+        .split_whitespace()
+        .filter(|word| word.starts_with("--"))
+    {
+        assert!(text.contains(flag), "--help-long lacks {flag}");
+    }
+    assert!(long.stderr.is_empty());
+
+    let man = run(&["--help-man", "--web.listen-address=127.0.0.1:0"]);
+    assert_eq!(man.status.code(), Some(0));
+    assert!(
+        man.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&man.stderr)
+    );
+    let page = String::from_utf8(man.stdout).expect("UTF-8");
+    assert!(page.contains(".TH pushgateway 1"), "{page}");
+    for expected in [
+        ".SH NAME",
+        ".SH OPTIONS",
+        "\\-\\-web.systemd\\-socket",
+        "\\-\\-persistence.file",
+    ] {
+        assert!(page.contains(expected), "{expected} missing: {page}");
+    }
+    // Hidden, as kingpin hides them.
+    assert!(!page.contains("\\fB\\-\\-help\\-man"));
+
+    // The page must be valid roff: groff (which man uses) renders it without a warning.
+    match Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(mut groff) => {
+            groff
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(page.as_bytes())
+                .unwrap();
+            let rendered = groff.wait_with_output().unwrap();
+            assert!(rendered.status.success(), "{rendered:?}");
+            assert!(
+                rendered.stderr.is_empty(),
+                "groff warns: {}",
+                String::from_utf8_lossy(&rendered.stderr)
+            );
+        }
+        Err(err) => eprintln!("skipping the roff check: groff cannot run ({err})"),
+    }
+
+    // As kingpin: the first of --version, --help-long and --help-man acts.
+    let first = run(&["--help-man", "--version"]);
+    assert!(String::from_utf8_lossy(&first.stdout).starts_with(".ie"));
+    let first = run(&["--version", "--help-long"]);
+    assert!(String::from_utf8_lossy(&first.stdout).starts_with("pushgateway, version "));
+    // They are flags without a value, and an unknown flag before them is still an error.
+    assert_eq!(run(&["--bogus", "--help-man"]).status.code(), Some(1));
+}
+
+/// `vsock://` listen addresses (AF_VSOCK in upstream) are refused at start-up with a message
+/// that says so, never taken for a TCP host name.
+#[test]
+fn vsock_listen_addresses_are_refused() {
+    for address in ["vsock://:9091", "vsock://3:9091"] {
+        let output = run(&[
+            "--web.listen-address=127.0.0.1:0",
+            &format!("--web.listen-address={address}"),
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{address}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "invalid --web.listen-address \\\"{address}\\\": vsock (AF_VSOCK) listen addresses are not supported"
+            )),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]
@@ -148,21 +199,24 @@ fn a_port_in_use_fails_start_up() {
 
 #[test]
 fn sigterm_stops_gracefully() {
-    let (mut child, address) = start(&[]);
+    let mut child = start(&[]);
+    let address = child.address.clone();
     let response = http(
         &address,
         "PUT /metrics/job/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\na 1\n",
     );
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = wait_for_exit(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
+    child.signal(libc::SIGTERM);
+    let status = child
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
 }
 
 #[test]
 fn quit_endpoint_with_lifecycle_enabled() {
-    let (mut child, address) = start(&["--web.enable-lifecycle"]);
+    let mut child = start(&["--web.enable-lifecycle"]);
+    let address = child.address.clone();
     let response = http(
         &address,
         "PUT /-/quit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -172,7 +226,9 @@ fn quit_endpoint_with_lifecycle_enabled() {
         response.ends_with("Requesting termination... Goodbye!"),
         "{response}"
     );
-    let status = wait_for_exit(&mut child, Duration::from_secs(10)).expect("exits after quit");
+    let status = child
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("exits after quit");
     assert!(status.success(), "{status:?}");
 }
 
@@ -205,7 +261,8 @@ fn quit_and_sigint_finish_requests_in_flight_and_persist() {
         "--no-persistence.log",
         persistence.as_str(),
     ];
-    let (mut child, address) = start(&flags);
+    let mut child = start(&flags);
+    let address = child.address.clone();
     let forbidden = http(
         &address,
         "PUT /-/quit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -232,10 +289,13 @@ fn quit_and_sigint_finish_requests_in_flight_and_persist() {
         answer.starts_with("HTTP/1.1 200"),
         "the push in flight is answered: {answer}"
     );
-    let status = wait_for_exit(&mut child, Duration::from_secs(10)).expect("exits after quit");
+    let status = child
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("exits after quit");
     assert!(status.success(), "{status:?}");
 
-    let (mut child, address) = start(&flags);
+    let mut child = start(&flags);
+    let address = child.address.clone();
     let scrape = http(
         &address,
         "GET /pg/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -249,12 +309,14 @@ fn quit_and_sigint_finish_requests_in_flight_and_persist() {
         "PUT /pg/metrics/job/second HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nb 2\n",
     );
     assert!(pushed.starts_with("HTTP/1.1 200"), "{pushed}");
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = wait_for_exit(&mut child, Duration::from_secs(10)).expect("exits after SIGINT");
+    child.signal(libc::SIGINT);
+    let status = child
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("exits after SIGINT");
     assert!(status.success(), "{status:?}");
 
-    let (_child, address) = start(&flags);
+    let child = start(&flags);
+    let address = child.address.clone();
     let scrape = http(
         &address,
         "GET /pg/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

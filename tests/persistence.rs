@@ -1,116 +1,22 @@
 //! `--persistence.file`: acknowledged pushes survive `kill -9`, damaged files are handled as
 //! promised, upstream's file is imported. All through the real binary.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_pushgateway");
+use common::process::{BINARY, GatewayProcess, http};
 
-struct Gateway {
-    child: Child,
-    address: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        // Never leave a gateway behind, also when a test fails.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Gateway {
-    fn start(file: &Path, extra: &[&str]) -> Gateway {
-        Self::try_start(file, extra).unwrap_or_else(|log| panic!("gateway did not start: {log}"))
-    }
-
-    fn try_start(file: &Path, extra: &[&str]) -> Result<Gateway, String> {
-        let mut child = Command::new(BINARY)
-            .arg("--web.listen-address=127.0.0.1:0")
-            .arg(format!("--persistence.file={}", file.display()))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(String::new()));
-        let address = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    log.lock().unwrap().push_str(&format!("{line}\n"));
-                    if let Some(rest) = line.split("msg=\"Listening on\" address=").nth(1) {
-                        break rest.split_whitespace().next().unwrap().to_string();
-                    }
-                }
-                _ => {
-                    let _ = child.wait();
-                    return Err(log.lock().unwrap().clone());
-                }
-            }
-        };
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        Ok(Gateway {
-            child,
-            address,
-            log,
-        })
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn stop(mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "{}", self.log());
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn request(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-        http(&self.address, method, path, body)
-    }
-
-    fn metrics(&self) -> String {
-        self.request("GET", "/metrics", "").expect("scrape").1
-    }
-}
-
-fn http(address: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.get(9..12)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())?;
-    Some((status, body))
+/// A gateway persisting to `file`, with further flags.
+fn start(file: &Path, extra: &[&str]) -> GatewayProcess {
+    let mut args = vec![format!("--persistence.file={}", file.display())];
+    args.extend(extra.iter().map(ToString::to_string));
+    GatewayProcess::start(&args)
 }
 
 /// `name{...job="<job>"...} value` lines of a scrape, by job and name.
@@ -161,7 +67,7 @@ fn acknowledged_pushes_survive_kill_9() {
     let mut deleted_group_present = false;
     let iterations = 200;
     for iteration in 0..iterations {
-        let gateway = Gateway::start(&file, &["--persistence.interval=300ms"]);
+        let gateway = start(&file, &["--persistence.interval=300ms"]);
         // What the previous incarnations acknowledged must all be there.
         let found = values(&gateway.metrics());
         for (job, value) in &acknowledged {
@@ -253,7 +159,7 @@ fn acknowledged_pushes_survive_kill_9() {
 }
 
 fn run_and_stop(file: &Path, pushes: &[(&str, &str)], extra: &[&str]) {
-    let gateway = Gateway::start(file, extra);
+    let gateway = start(file, extra);
     for (path, body) in pushes {
         assert_eq!(gateway.request("PUT", path, body).map(|r| r.0), Some(200));
     }
@@ -264,7 +170,7 @@ fn run_and_stop(file: &Path, pushes: &[(&str, &str)], extra: &[&str]) {
 fn a_torn_last_record_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pg.data");
-    let gateway = Gateway::start(&file, &[]);
+    let gateway = start(&file, &[]);
     assert_eq!(
         gateway
             .request("PUT", "/metrics/job/a", "x 1\n")
@@ -286,7 +192,7 @@ fn a_torn_last_record_is_dropped() {
     let bytes = std::fs::read(&segment).unwrap();
     // Cut the last record in half, as a crash in the middle of a write would.
     std::fs::write(&segment, &bytes[..bytes.len() - 20]).unwrap();
-    let gateway = Gateway::start(&file, &[]);
+    let gateway = start(&file, &[]);
     let metrics = gateway.metrics();
     assert!(
         metrics.contains("x{instance=\"\",job=\"a\"} 1"),
@@ -309,7 +215,7 @@ fn corruption_moves_the_file_aside_and_keeps_what_can_be_read() {
     // In the middle of the log.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pg.data");
-    let gateway = Gateway::start(&file, &[]);
+    let gateway = start(&file, &[]);
     for job in ["a", "b", "c"] {
         assert_eq!(
             gateway
@@ -332,7 +238,7 @@ fn corruption_moves_the_file_aside_and_keeps_what_can_be_read() {
         .expect("group b's record");
     bytes[second_record] ^= 0x55;
     std::fs::write(&segment, &bytes).unwrap();
-    let gateway = Gateway::start(&file, &[]);
+    let gateway = start(&file, &[]);
     let metrics = gateway.metrics();
     assert!(
         metrics.contains("x{instance=\"\",job=\"a\"} 1"),
@@ -375,7 +281,7 @@ fn corruption_moves_the_file_aside_and_keeps_what_can_be_read() {
         .unwrap_or(bytes.len() - 30);
     bytes[at] ^= 0x55;
     std::fs::write(&file, &bytes).unwrap();
-    let gateway = Gateway::start(&file, &[]);
+    let gateway = start(&file, &[]);
     let metrics = gateway.metrics();
     assert!(
         metrics.contains("x{instance=\"\",job=\"a\"} 1"),
@@ -401,7 +307,7 @@ fn corruption_moves_the_file_aside_and_keeps_what_can_be_read() {
             b"hello, this is not a snapshot\n".to_vec()
         };
         std::fs::write(&file, &damaged).unwrap();
-        let gateway = Gateway::start(&file, &[]);
+        let gateway = start(&file, &[]);
         assert!(
             gateway.metrics().contains("outcome=\"corrupt\""),
             "{damage}"
@@ -483,7 +389,7 @@ fn snapshot_only_mode_persists_on_shutdown_and_at_intervals() {
         !files(dir.path()).iter().any(|f| f.contains(".wal-")),
         "no log in this mode"
     );
-    let gateway = Gateway::start(
+    let gateway = start(
         &file,
         &["--no-persistence.log", "--persistence.interval=200ms"],
     );
@@ -507,7 +413,7 @@ fn snapshot_only_mode_persists_on_shutdown_and_at_intervals() {
         std::thread::sleep(Duration::from_millis(50));
     }
     gateway.kill9();
-    let gateway = Gateway::start(&file, &["--no-persistence.log"]);
+    let gateway = start(&file, &["--no-persistence.log"]);
     assert!(gateway.metrics().contains("x{instance=\"\",job=\"b\"} 2"));
     gateway.stop();
 }
@@ -516,7 +422,7 @@ fn snapshot_only_mode_persists_on_shutdown_and_at_intervals() {
 fn persistence_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pg.data");
-    let gateway = Gateway::start(&file, &["--persistence.interval=100ms"]);
+    let gateway = start(&file, &["--persistence.interval=100ms"]);
     assert_eq!(
         gateway
             .request("PUT", "/metrics/job/a", "x 1\n")
@@ -593,7 +499,7 @@ fn upstream_files_are_imported() {
     child.wait().unwrap();
     let original = std::fs::read(&file).unwrap();
 
-    let gateway = Gateway::start(&file, &[]);
+    let gateway = start(&file, &[]);
     let metrics = gateway.metrics();
     for expected in [
         "# HELP job_duration_seconds Duration of the job.",

@@ -1,18 +1,20 @@
-//! The real binary as a child process: started on a free loopback port, spoken to over plain
-//! HTTP/1.1, stopped with SIGTERM or killed with SIGKILL, and never left behind (also when a
-//! test fails).
+//! The real binary as a child process: started on a free loopback port (or on sockets it is
+//! handed), its log kept, spoken to over plain HTTP/1.1, stopped with a signal or killed, and
+//! never left behind (also when a test fails).
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_pushgateway");
 
+/// A started gateway, killed when dropped.
 pub struct GatewayProcess {
     child: Child,
+    /// The address of the first listener, as the gateway logged it.
     pub address: String,
     log: Arc<Mutex<String>>,
 }
@@ -24,9 +26,22 @@ impl Drop for GatewayProcess {
     }
 }
 
+impl std::ops::Deref for GatewayProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for GatewayProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
 impl GatewayProcess {
-    /// Starts the binary with these flags (the listen address is added) and waits until it
-    /// listens; panics with its log if it exits first.
+    /// Starts the binary with these flags (a listen address on 127.0.0.1:0 is added) and waits
+    /// until it listens; panics with its log if it exits first.
     pub fn start<S: AsRef<OsStr>>(args: &[S]) -> GatewayProcess {
         Self::start_with_env(args, &[])
     }
@@ -40,14 +55,26 @@ impl GatewayProcess {
         args: &[S],
         env: &[(&str, &str)],
     ) -> Result<GatewayProcess, String> {
-        let mut child = Command::new(BINARY)
-            .arg("--web.listen-address=127.0.0.1:0")
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("binary starts");
+        Self::spawn(
+            Command::new(BINARY)
+                .arg("--web.listen-address=127.0.0.1:0")
+                .args(args)
+                .envs(env.iter().copied())
+                .stdout(Stdio::null()),
+        )
+    }
+
+    /// Spawns `command` (the binary, or a wrapper that execs it) and waits until it logs that
+    /// it listens; panics with its log if it exits first.
+    pub fn launch(command: &mut Command) -> GatewayProcess {
+        Self::spawn(command).unwrap_or_else(|log| panic!("exited before listening: {log}"))
+    }
+
+    /// Spawns `command` with its log piped and waits until it logs that it listens. The rest
+    /// of the log is collected in the background, so that the child never blocks on a full
+    /// pipe.
+    pub fn spawn(command: &mut Command) -> Result<GatewayProcess, String> {
+        let mut child = command.stderr(Stdio::piped()).spawn().expect("starts");
         let mut lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
         let log = Arc::new(Mutex::new(String::new()));
         let address = loop {
@@ -59,12 +86,12 @@ impl GatewayProcess {
                     }
                 }
                 _ => {
+                    let _ = child.kill();
                     let _ = child.wait();
                     return Err(log.lock().unwrap().clone());
                 }
             }
         };
-        // Keep draining the log so that the child never blocks on a full pipe.
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
@@ -78,6 +105,34 @@ impl GatewayProcess {
         })
     }
 
+    /// Takes charge of a child that is not (yet) a listening gateway (a wrapper that starts it
+    /// later), so that it is killed when the test ends.
+    pub fn adopt(child: Child) -> GatewayProcess {
+        GatewayProcess {
+            child,
+            address: String::new(),
+            log: Arc::default(),
+        }
+    }
+
+    /// Sends `signal` (SIGTERM, SIGINT) to the gateway.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: sending a signal to our own child process, which has not been reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("waits") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -85,8 +140,7 @@ impl GatewayProcess {
 
     /// SIGTERM, and a clean exit.
     pub fn stop(mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.signal(libc::SIGTERM);
         let status = self.child.wait().unwrap();
         assert!(status.success(), "{}", self.log());
     }

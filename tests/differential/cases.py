@@ -161,6 +161,22 @@ C_OWN = (
     "every own family (values or not) and always replaces the help with its own, so it reports "
     "the type conflict where upstream reports the help, accepts a matching type with another "
     "help, and refuses a colliding suffix that upstream accepts (and then fails every scrape)")
+C_START_EXIT = (
+    "docs/compatibility.md row 'Start-up errors (port in use, bad listen address, no sockets from "
+    "systemd)': ours exits with status 1, upstream logs the error and exits with 0")
+C_NO_SOCKETS = (
+    C_START_EXIT + "; and row '`--web.systemd-socket` without sockets': ours adds the reason to "
+    "upstream's 'no socket activation file descriptors found'")
+C_VSOCK = (
+    C_START_EXIT + "; and row '`vsock://` listen addresses': ours refuses them as not supported "
+    "(latest upstream serves AF_VSOCK; 1.5.1 fails with 'too many colons in address')")
+C_HELP_VALUE = (
+    "docs/compatibility.md row '`--version`, `--help-long`, `--help-man` next to an invalid flag "
+    "value (`--help-man --log.level=foo`)': kingpin prints without checking the value, ours "
+    "reports the value error")
+
+# The status document's flags that socket activation is about.
+_LISTEN_FLAGS = [("data", "flags", "web.systemd-socket"), ("data", "flags", "web.listen-address")]
 
 
 def case(name, *steps, **kw):
@@ -870,5 +886,46 @@ CASES.append(Cli("cli.missing_flag_value", ["--log.level"]))
 CASES.append(Cli("cli.version", ["--version"], compare=("status", "stdout", "stderr"),
                  first_line_only=True, expected_difference=R_VERSION))
 CASES.append(Cli("cli.help", ["-h"], expected_difference=R_HELP))
+CASES.append(Cli("cli.help_long", ["--help-long"], compare=("status", "streams", "kind")))
+CASES.append(Cli("cli.help_man", ["--help-man"], compare=("status", "streams", "kind")))
+# kingpin runs the actions of --version, --help-long and --help-man in command-line order.
+CASES.append(Cli("cli.help_man_then_version", ["--help-man", "--version"],
+                 compare=("status", "streams", "kind")))
+CASES.append(Cli("cli.help_long_then_help_man", ["--help-long", "--help-man"],
+                 compare=("status", "streams", "kind")))
+CASES.append(Cli("cli.version_then_help_man", ["--version", "--help-man"],
+                 compare=("status", "kind")))
+CASES.append(Cli("cli.version_then_help_man_stream", ["--version", "--help-man"],
+                 compare=("streams",), expected_difference=R_VERSION))
+CASES.append(Cli("cli.help_short_kind", ["-h"], compare=("status", "kind")))
+# A structural error before a help flag wins, in both.
+CASES.append(Cli("cli.unknown_flag_then_help_man", ["--bogus", "--help-man"]))
+CASES.append(Cli("cli.unexpected_argument_then_help_long", ["foo", "--help-long"]))
+CASES.append(Cli("cli.help_man_then_bad_value", ["--help-man", "--log.level=foo"],
+                 compare=("status", "kind"), expected_difference=C_HELP_VALUE))
 case("cli.utf8_names_flag", get("/-/healthy"), flags=["--push.enable-utf8-names"],
      final_scrape=False, expected_difference=R_UTF8_FLAG)
+
+# =================================================================== systemd: socket activation
+# With systemd_socket=True the harness passes each gateway a listening socket as systemd does,
+# on the port that --web.listen-address also names (so binding it would fail).
+case("systemd.socket_activation", put(J + "/j/instance/i", M1), post(J + "/j", "n 2\n"),
+     Scrape(), Api(), Api("/api/v1/status", select=_LISTEN_FLAGS), delete(J + "/j"),
+     flags=["--web.systemd-socket"], systemd_socket=True)
+case("systemd.socket_activation_explicit_true", put(J + "/j", M1),
+     Api("/api/v1/status", select=_LISTEN_FLAGS),
+     flags=["--web.systemd-socket=true"], systemd_socket=True,
+     expected_difference=("docs/compatibility.md row '`--flag=true` / `--flag=false` on boolean "
+                          "flags': ours accepts `=true`, 1.5.1's kingpin refuses it"))
+case("systemd.with_route_prefix", put("/pg/metrics/job/j", M1), Scrape("/pg/metrics"),
+     get("/metrics"), flags=["--web.systemd-socket", "--web.route-prefix=/pg"],
+     systemd_socket=True, ready_path="/pg/-/ready", final_scrape=False)
+case("systemd.lifecycle_quit", put(J + "/j", M1),
+     put("/-/quit", racy_disconnect=True), ExpectExit(),
+     flags=["--web.systemd-socket", "--web.enable-lifecycle"], systemd_socket=True)
+case("systemd.off", Api("/api/v1/status", select=_LISTEN_FLAGS), flags=["--no-web.systemd-socket"],
+     final_scrape=False)
+case("systemd.default_off", Api("/api/v1/status", select=_LISTEN_FLAGS), final_scrape=False)
+# Without sockets both refuse to start with the same message; ours exits 1 (upstream 0).
+case("systemd.no_sockets", flags=["--web.systemd-socket"], expected_difference=C_NO_SOCKETS)
+case("listen.vsock", flags=["--web.listen-address=vsock://:9091"], expected_difference=C_VSOCK)

@@ -215,6 +215,9 @@ class Scrape:
 @dataclass
 class Api:
     path: str = "/api/v1/metrics"
+    # Compare only these parts of the (normalised) document, each a path of object keys, e.g.
+    # ("data", "flags", "web.systemd-socket"); empty: the whole document.
+    select: Sequence[Sequence[str]] = ()
     expected_difference: Optional[str] = None
     pending: Optional[str] = None
     suspected: Optional[str] = None
@@ -250,6 +253,10 @@ class Case:
     final_scrape: object = True   # True, False, or a Scrape(...) to use as the final scrape
     ready_path: str = "/-/ready"                      # readiness probe (moves with a route prefix)
     ready_any_status: bool = False                    # any HTTP answer on ready_path means "up"
+    # Pass both gateways a listening socket the way systemd does (descriptor 3, LISTEN_FDS=1,
+    # LISTEN_PID = the gateway's pid) on the port --web.listen-address names, which is therefore
+    # taken: only a gateway that serves the passed socket (--web.systemd-socket) comes up.
+    systemd_socket: bool = False
     help_either: dict = field(default_factory=dict)  # applies to every scrape of the case
     scrape_norm: Sequence[Norm] = ()                  # applies to every scrape of the case
     # A reason the two gateways may legitimately differ (spec §9, a verified 1.5.1-vs-latest change
@@ -268,7 +275,11 @@ class Case:
 @dataclass
 class Cli:
     """Run both binaries with ``args`` (the safe listen/persistence flags are always added
-    first) and compare exit status, stdout and stderr (the program name is normalised)."""
+    first) and compare exit status, stdout and stderr (the program name is normalised).
+
+    ``compare`` may also name properties derived from the output, for outputs that differ by
+    design but must be of the same kind: ``streams`` (which of stdout/stderr are non-empty) and
+    ``kind`` (``version``, ``help``, ``man page``, ``error`` or ``other``, from the output)."""
     name: str
     args: Sequence[str]
     compare: Sequence[str] = ("status", "stdout", "stderr")

@@ -300,6 +300,22 @@ def render_family(f):
 _TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 
 
+def select_json(canonical: str, paths):
+    """The parts of a normalised document (``normalise_api``) that ``paths`` name, each a
+    sequence of object keys; a missing part is shown as such."""
+    try:
+        doc = json.loads(canonical)
+    except ValueError:
+        return canonical
+    picked = {}
+    for path in paths:
+        node = doc
+        for key in path:
+            node = node.get(key, "<missing>") if isinstance(node, dict) else "<missing>"
+        picked["/".join(path)] = node
+    return json.dumps(picked, indent=1, sort_keys=True)
+
+
 def normalise_api(text: str, port=None):
     """Return (canonical JSON string, problems).
 

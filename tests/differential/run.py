@@ -113,10 +113,28 @@ def safe_flags(port):
     return [f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="]
 
 
+# Runs the program in "$0" with the socket on its standard input as descriptor 3 (standard input
+# becomes /dev/null) and LISTEN_PID set to its own pid: the shell's, which exec keeps. This is
+# how systemd passes a socket; Popen cannot place a descriptor at 3 without a preexec_fn, which
+# is unsafe with the threads this harness runs cases in.
+SYSTEMD_WRAPPER = 'exec 3<&0 </dev/null; export LISTEN_PID=$$; exec "$0" "$@"'
+ACTIVATION_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+
+
+def child_env(listen_fds=None):
+    """The harness's environment without systemd's variables (or with LISTEN_FDS set)."""
+    env = {k: v for k, v in os.environ.items() if k not in ACTIVATION_ENV}
+    if listen_fds is not None:
+        env["LISTEN_FDS"] = str(listen_fds)
+    return env
+
+
 class Gateway:
-    def __init__(self, label, binary, flags, logdir, ready_path, ready_any=False):
+    def __init__(self, label, binary, flags, logdir, ready_path, ready_any=False,
+                 systemd_socket=False):
         self.label, self.binary, self.flags = label, binary, list(flags)
         self.logdir, self.ready_path, self.ready_any = logdir, ready_path, ready_any
+        self.systemd_socket = systemd_socket
         self.proc = None
         self.port = None
         self.log_path = None
@@ -130,15 +148,31 @@ class Gateway:
             self.log_path = os.path.join(self.logdir, f"{self.label}.{attempt}.log")
             log = open(self.log_path, "wb")
             args = [self.binary] + safe_flags(self.port) + self.flags
+            stdin, env, sock = subprocess.DEVNULL, child_env(), None
+            if self.systemd_socket:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    sock.bind(("127.0.0.1", self.port))
+                except OSError:
+                    sock.close()
+                    log.close()
+                    continue
+                sock.listen(128)
+                args = ["sh", "-c", SYSTEMD_WRAPPER] + args
+                stdin, env = sock.fileno(), child_env(listen_fds=1)
             with _live_lock:
                 if STOP.is_set():
                     self.start_error = "not started: the run is being interrupted"
                     log.close()
+                    if sock:
+                        sock.close()
                     return False
-                self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                self.proc = subprocess.Popen(args, stdin=stdin, stdout=log, env=env,
                                              stderr=subprocess.STDOUT, start_new_session=True)
                 _live.add(self.proc)
             log.close()
+            if sock:
+                sock.close()  # the gateway has its own copy
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -165,6 +199,7 @@ class Gateway:
 
     def start_summary(self, prog):
         last = self.log_tail(1).replace(prog, "<prog>")
+        last = re.sub(r"\bts=\S+", "ts=<TS>", last)
         return f"exit status {self.start_rc}: {last}"
 
     def log_tail(self, n=6):
@@ -359,6 +394,8 @@ def run_step(step, case, ours, ups, opts):
             return step.describe(), diffs, {"ours": o, "upstream": u}, []
         oj, oprob = expo.normalise_api(o["body"].decode("utf-8", "replace"), ours.port)
         uj, uprob = expo.normalise_api(u["body"].decode("utf-8", "replace"), ups.port)
+        if step.select:
+            oj, uj = expo.select_json(oj, step.select), expo.select_json(uj, step.select)
         for p in oprob:
             if p not in uprob:
                 diffs.append(f"ours JSON: {p}")
@@ -378,9 +415,10 @@ def run_server_case(case, opts):
     result = {"name": case.name, "flags": list(case.flags), "steps": [], "diffs": [], "notes": [],
               "expected_reason": case.expected_difference}
     logdir = tempfile.mkdtemp(prefix="pgdiff-")
-    ours = Gateway("ours", opts.ours, case.flags, logdir, case.ready_path, case.ready_any_status)
+    ours = Gateway("ours", opts.ours, case.flags, logdir, case.ready_path, case.ready_any_status,
+                   case.systemd_socket)
     ups = Gateway("upstream", opts.upstream, case.flags, logdir, case.ready_path,
-                  case.ready_any_status)
+                  case.ready_any_status, case.systemd_socket)
     try:
         # start both concurrently
         res = {}
@@ -485,6 +523,24 @@ def _jsonable(x):
     return x
 
 
+def output_streams(out, err):
+    return " and ".join(name for name, b in (("stdout", out), ("stderr", err)) if b) or "none"
+
+
+def output_kind(b):
+    """What a command printed, for outputs that differ by design (help layouts, man pages)."""
+    s = b.decode("utf-8", "replace")
+    if re.search(r"(?m)^\.TH ", s) and re.search(r'(?m)^\.SH "?NAME', s):
+        return "man page"
+    if re.match(r"\S*pushgateway, version ", s):
+        return "version"
+    if re.search(r"(?m)^\S*: error: ", s):
+        return "error"
+    if re.search(r"(?im)^usage: ", s):
+        return "help"
+    return "other"
+
+
 def run_cli_case(case, opts):
     result = {"name": case.name, "flags": list(case.args), "steps": [], "diffs": [],
               "expected_reason": case.expected_difference}
@@ -495,7 +551,7 @@ def run_cli_case(case, opts):
             if STOP.is_set():
                 raise KeyboardInterrupt("stopping")
             p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, start_new_session=True)
+                                 stderr=subprocess.PIPE, start_new_session=True, env=child_env())
             _live.add(p)
         try:
             out, err = p.communicate(timeout=10)
@@ -517,6 +573,7 @@ def run_cli_case(case, opts):
                 s = s.split("\n", 1)[0]
             return s
         outs[label] = {"status": status, "stdout": n(out), "stderr": n(err)}
+        outs[label].update(streams=output_streams(out, err), kind=output_kind(out + err))
     diffs = []
     for k in case.compare:
         if outs["ours"][k] != outs["upstream"][k]:
