@@ -1,14 +1,18 @@
 //! A Prometheus Pushgateway: a drop-in replacement for the upstream Go binary, with the same
 //! flags, HTTP API and behaviour.
 //!
-//! Data flows one way: a request is decoded (`http`, `format`), validated and stored (`store`),
-//! and scrapes read snapshots of the store that `format::exposition` renders (and
-//! `format::api_json` for the JSON API and the web UI).
+//! Data flows one way. A push: `http` reads the request, `decode` parses the body, `store`
+//! checks it and hands it to its backend (`persist` for `--persistence.file`), which says when
+//! it is done. A scrape: `http` takes a snapshot of the store, and `encode` renders it (the
+//! exposition, or the JSON API and the web UI). `go` (Go's text conventions) and `model` are
+//! leaves every layer uses.
 
 pub mod authz;
 pub mod cli;
+pub mod decode;
+pub mod encode;
 pub mod fips;
-pub mod format;
+pub mod go;
 pub mod http;
 pub mod listen;
 pub mod logging;

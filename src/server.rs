@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::authz::Authorizer;
 use crate::cli::Cli;
-use crate::format::exposition::ExpositionCache;
+use crate::encode::exposition::ExpositionCache;
 use crate::http::router::Router;
 use crate::http::{self, AppState, Options, PageSettings, StatusInfo};
 use crate::listen::{self, ListenError};

@@ -1,7 +1,7 @@
 //! API v1 under `<prefix>/api/v1/`: `status`, `metrics`, `OPTIONS` on any path (all with
 //! upstream's CORS and cache headers), and the admin API's `wipe`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -9,8 +9,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 
 use super::{AppState, HttpError};
-use crate::format::api_json;
-use crate::format::json::Json;
+use crate::encode::json::Json;
 use crate::model::Timestamp;
 
 /// What `/api/v1/status` reports, fixed at start-up.
@@ -20,11 +19,6 @@ pub struct StatusInfo {
     pub flags: Vec<(&'static str, String)>,
     pub start_time: Timestamp,
 }
-
-/// The last `/api/v1/metrics` body and the store generation it shows, so that a UI polling an
-/// unchanged store costs a copy.
-#[derive(Default)]
-pub struct MetricsCache(Mutex<Option<(u64, Bytes)>>);
 
 const CORS_HEADERS: [(&str, &str); 5] = [
     (
@@ -63,32 +57,19 @@ pub fn status(state: &AppState) -> Response {
 
 pub async fn metrics(state: Arc<AppState>) -> Response {
     let snapshot = state.store.snapshot();
-    let generation = snapshot.generation();
-    let cached = lock(&state.api_metrics).clone();
-    let body = match cached {
-        Some((cached_generation, body)) if cached_generation == generation => body,
-        _ => {
+    let body = match state.api_metrics.get(&snapshot) {
+        Some(body) => body,
+        None => {
             // Proportional to the store: off the executor, as a large push is.
-            let render = move || {
-                let mut body = br#"{"status":"success","data":["#.to_vec();
-                for (i, group) in snapshot.groups().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    api_json::group(group).write(&mut body);
-                }
-                body.extend_from_slice(b"]}");
-                Bytes::from(body)
-            };
-            let body = match tokio::task::spawn_blocking(render).await {
+            let cache = state.clone();
+            let render = move || cache.api_metrics.render(&snapshot);
+            match tokio::task::spawn_blocking(render).await {
                 Ok(body) => body,
                 Err(err) => {
                     tracing::error!(err = %err, "rendering the metrics API answer failed");
                     return StatusCode::INTERNAL_SERVER_ERROR.into_response();
                 }
-            };
-            *lock(&state.api_metrics) = Some((generation, body.clone()));
-            body
+            }
         }
     };
     state.telemetry.count_request("api/v1/metrics", "get", 200);
@@ -132,12 +113,4 @@ fn with_cors(mut response: Response) -> Response {
             .insert(name, HeaderValue::from_static(value));
     }
     response
-}
-
-fn lock(cache: &MetricsCache) -> std::sync::MutexGuard<'_, Option<(u64, Bytes)>> {
-    // The cache holds a complete value or none; a panic elsewhere cannot leave it half-written.
-    cache
-        .0
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -9,8 +9,8 @@ use http::{HeaderValue, StatusCode, header};
 
 use super::body::BodyError;
 use super::grouping::UrlError;
-use crate::format::proto_parse::ProtoParseError;
-use crate::format::text_parse::TextParseError;
+use crate::decode::protobuf::ProtoParseError;
+use crate::decode::text::TextParseError;
 use crate::store::{Rejection, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::router::Params;
-use crate::format::go::quote;
+use crate::go::quote;
 use crate::model::{GroupingKey, NameValidation, label, unescape_value_encoding};
 
 const BASE64_SUFFIX: &str = "@base64";

@@ -25,7 +25,8 @@ pub use error::HttpError;
 pub use ui::PageSettings;
 
 use crate::authz::{Access, Authorizer};
-use crate::format::exposition::ExpositionCache;
+use crate::encode::api_json::MetricsCache;
+use crate::encode::exposition::ExpositionCache;
 use crate::model::NameValidation;
 use crate::store::{OwnFamily, Store};
 use crate::telemetry::Telemetry;
@@ -54,7 +55,7 @@ pub struct AppState {
     /// Set to `true` to shut the gateway down gracefully (by `/-/quit`).
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub status: StatusInfo,
-    pub api_metrics: api::MetricsCache,
+    pub api_metrics: MetricsCache,
     pub page: PageSettings,
 }
 

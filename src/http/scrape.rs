@@ -13,8 +13,8 @@ use http_body::Frame;
 
 use super::AppState;
 use super::error::HttpError;
-use crate::format::exposition::{assemble, render_pushed};
-use crate::format::negotiate::{negotiate, wants_gzip};
+use crate::encode::exposition::{assemble, render_pushed};
+use crate::encode::negotiate::{negotiate, wants_gzip};
 
 pub async fn scrape(state: Arc<AppState>, headers: HeaderMap) -> Response {
     let header_str = |name| {

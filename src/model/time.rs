@@ -114,7 +114,7 @@ mod tests {
     fn seconds_keep_nanosecond_precision_as_far_as_f64_can() {
         let t = Timestamp::from_nanos(1_583_781_848_025_744_841);
         assert_eq!(
-            crate::format::go::float_string(t.as_seconds_f64()),
+            crate::go::float_string(t.as_seconds_f64()),
             "1.583781848025745e+09"
         );
     }

@@ -22,7 +22,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::group::Group;
-use super::view::View;
 use super::{Change, Rejection};
 use crate::model::{GroupingKey, MetricType, Timestamp};
 
@@ -92,22 +91,4 @@ pub struct PersistedFamily {
     /// The metrics, encoded as repeated `MetricFamily.metric` fields (often a slice of the
     /// file they were read from).
     pub metrics: bytes::Bytes,
-}
-
-/// No persistence: a change is done once the view has applied it, and gone with the process.
-pub struct Memory {
-    view: Arc<View>,
-}
-
-impl Memory {
-    pub fn new(view: Arc<View>) -> Self {
-        Memory { view }
-    }
-}
-
-impl Backend for Memory {
-    fn commit(&self, change: Change) -> Commit<'_> {
-        let result = self.view.apply(change, &mut Discard);
-        Box::pin(std::future::ready(result))
-    }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::format::go::{float_string, quote};
+use crate::go::{float_string, quote};
 use crate::model::label;
 use crate::model::proto::{Metric, MetricType};
 

@@ -13,6 +13,7 @@ mod consistency;
 mod encoding;
 mod errors;
 mod group;
+mod memory;
 mod prepare;
 mod restore;
 mod series;
@@ -22,12 +23,13 @@ mod view;
 use std::sync::Arc;
 
 pub use backend::{
-    Backend, Commit, Discard, Memory, PersistedFamily, Record, Sink, StoreError, Withdrawal,
+    Backend, Commit, Discard, PersistedFamily, Record, Sink, StoreError, Withdrawal,
 };
 pub use consistency::OwnFamily;
 pub use encoding::{CorruptMetrics, MetricIter};
 pub use errors::{Inconsistencies, Inconsistency, Rejection};
 pub use group::{Group, GroupId, MAX_GROUP_BYTES, StoredFamily};
+pub use memory::Memory;
 pub use prepare::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP};
 pub use snapshot::{MergedFamily, Snapshot};
 pub use view::View;

@@ -112,7 +112,7 @@ impl DurationValue {
         match self {
             DurationValue::Nanoseconds(n) => Ok(Duration::from_nanos(*n)),
             DurationValue::Text(text) => {
-                crate::cli::parse_go_duration(text).map_err(WebConfigError::Yaml)
+                crate::go::parse_duration(text).map_err(WebConfigError::Yaml)
             }
         }
     }

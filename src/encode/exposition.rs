@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 use super::gzip::{Deflated, GzipAssembler};
 use super::negotiate::{Format, Negotiated};
-use super::{proto_write, text_write};
+use super::{protobuf, text};
 use crate::model::EscapingScheme;
 use crate::model::proto::{Metric, MetricFamily};
 use crate::store::{Group, MergedFamily, OwnFamily, Snapshot, StoredFamily};
@@ -173,7 +173,7 @@ impl<'a> RunBuilder<'a> {
             return;
         }
         let mut header = Vec::new();
-        text_write::write_header(
+        text::write_header(
             &mut header,
             family.name,
             family.help.map(|h| &**h),
@@ -299,13 +299,13 @@ fn write_family(out: &mut Vec<u8>, family: &MergedFamily<'_>, negotiated: Negoti
     let help = family.help.map(|h| &**h);
     match negotiated.format {
         Format::Text => {
-            text_write::write_header(out, family.name, help, family.kind, negotiated.escaping);
+            text::write_header(out, family.name, help, family.kind, negotiated.escaping);
             write_metrics(out, family, negotiated);
         }
         Format::Protobuf => {
             let mut metrics = Vec::new();
             write_metrics(&mut metrics, family, negotiated);
-            proto_write::write_family_header(out, &name, help, family.kind, metrics.len());
+            protobuf::write_family_header(out, &name, help, family.kind, metrics.len());
             out.extend_from_slice(&metrics);
         }
     }
@@ -338,18 +338,12 @@ fn write_part(
     match negotiated.format {
         Format::Text => {
             for metric in metrics {
-                text_write::write_metric(
-                    out,
-                    family.name,
-                    family.kind,
-                    &metric,
-                    negotiated.escaping,
-                );
+                text::write_metric(out, family.name, family.kind, &metric, negotiated.escaping);
             }
         }
         Format::Protobuf => {
             let metrics: Vec<Metric> = metrics.collect();
-            proto_write::encode_metrics(out, metrics.iter(), negotiated.escaping);
+            protobuf::encode_metrics(out, metrics.iter(), negotiated.escaping);
         }
     }
 }
@@ -375,7 +369,7 @@ pub fn assemble(
         let mut fresh = Vec::new();
         match negotiated.format {
             Format::Text => {
-                text_write::write_header(
+                text::write_header(
                     &mut fresh,
                     descriptor.name,
                     Some(descriptor.help),
@@ -383,7 +377,7 @@ pub fn assemble(
                     negotiated.escaping,
                 );
                 for metric in metrics {
-                    text_write::write_metric(
+                    text::write_metric(
                         &mut fresh,
                         descriptor.name,
                         descriptor.kind,
@@ -394,8 +388,8 @@ pub fn assemble(
             }
             Format::Protobuf => {
                 let mut encoded = Vec::new();
-                proto_write::encode_metrics(&mut encoded, metrics.iter(), negotiated.escaping);
-                proto_write::write_family_header(
+                protobuf::encode_metrics(&mut encoded, metrics.iter(), negotiated.escaping);
+                protobuf::write_family_header(
                     &mut fresh,
                     descriptor.name,
                     Some(descriptor.help),
@@ -537,7 +531,7 @@ impl ExpositionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::negotiate::negotiate;
+    use crate::encode::negotiate::negotiate;
     use crate::model::proto::{Gauge, Metric as ProtoMetric, MetricFamily, MetricType};
     use crate::model::{GroupingKey, Timestamp};
     use crate::store::{Push, PushMode, Store, View};

@@ -3,15 +3,57 @@
 //! in Go's formatting. The web UI reads the same document.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
-use super::go::float_string;
+use bytes::Bytes;
+
 use super::json::Json;
+use crate::go::float_string;
 use crate::model::Timestamp;
 use crate::model::proto::{BucketSpan, Histogram, Metric, MetricType};
-use crate::store::{Group, PUSH_FAILURE_TIME, PUSH_TIME, StoredFamily};
+use crate::store::{Group, PUSH_FAILURE_TIME, PUSH_TIME, Snapshot, StoredFamily};
 
 const LABELS_KEY: &str = "labels";
 const LAST_PUSH_KEY: &str = "last_push_successful";
+
+/// The last `/api/v1/metrics` answer and the store generation it shows, so that a UI polling an
+/// unchanged store costs a copy.
+#[derive(Default)]
+pub struct MetricsCache(Mutex<Option<(u64, Bytes)>>);
+
+impl MetricsCache {
+    /// The answer for this snapshot, if it is the one rendered last.
+    pub fn get(&self, snapshot: &Snapshot) -> Option<Bytes> {
+        match &*self.lock() {
+            Some((generation, body)) if *generation == snapshot.generation() => Some(body.clone()),
+            _ => None,
+        }
+    }
+
+    /// Renders the whole answer for this snapshot (proportional to the store: call it off the
+    /// async executor) and keeps it.
+    pub fn render(&self, snapshot: &Snapshot) -> Bytes {
+        let mut body = br#"{"status":"success","data":["#.to_vec();
+        for (i, group) in snapshot.groups().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            self::group(group).write(&mut body);
+        }
+        body.extend_from_slice(b"]}");
+        let body = Bytes::from(body);
+        *self.lock() = Some((snapshot.generation(), body.clone()));
+        body
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, Bytes)>> {
+        // The cache holds a complete value or none; a panic elsewhere cannot leave it
+        // half-written.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// One group's object. A family named like one of the group's own keys (`labels`,
 /// `last_push_successful`) is left out: upstream lets it overwrite the key, which breaks every

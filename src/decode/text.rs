@@ -35,7 +35,7 @@
 
 use std::collections::HashMap;
 
-use crate::format::go::{quote, quote_char};
+use crate::go::{quote, quote_char};
 use crate::model::label::{BUCKET, METRIC_NAME, QUANTILE};
 use crate::model::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,

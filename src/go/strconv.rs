@@ -1,6 +1,6 @@
-//! Go's formatting of floats (`strconv.FormatFloat(f, 'g', -1, 64)`, which is also what
-//! `fmt.Sprint` prints) and of quoted strings (`%q`). Upstream's exposition, JSON API and error
-//! messages all use these, and clients and tests compare the exact text.
+//! Go's `strconv` (and `fmt`) as upstream uses it: floats as `strconv.FormatFloat(f, 'g', -1,
+//! 64)`, which is also what `fmt.Sprint` prints, and quoted strings as `%q`. Upstream's
+//! exposition, JSON API and error messages all use these.
 
 use std::fmt::Write as _;
 
@@ -76,16 +76,6 @@ pub fn float_string(f: f64) -> String {
     let mut out = Vec::with_capacity(24);
     push_float(&mut out, f);
     String::from_utf8(out).unwrap_or_default()
-}
-
-/// Appends `f` as prometheus/common's text encoder writes sample values: like [`push_float`], but
-/// `-0` comes out as `0` because the encoder short-cuts values equal to 0, 1 and -1.
-pub fn push_sample_value(out: &mut Vec<u8>, f: f64) {
-    if f == 0.0 {
-        out.push(b'0');
-    } else {
-        push_float(out, f);
-    }
 }
 
 /// `s` quoted as Go's `%q` does it: double quotes, backslash escapes for quotes, backslashes and
@@ -199,13 +189,6 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(float_string(*f), *want, "formatting {f:?}");
         }
-    }
-
-    #[test]
-    fn sample_values_print_negative_zero_as_zero() {
-        let mut out = Vec::new();
-        push_sample_value(&mut out, -0.0);
-        assert_eq!(out, b"0");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! same line layout, escapes and number formatting), with names escaped per the negotiated
 //! scheme.
 
-use super::go::{push_float, push_sample_value};
+use crate::go::push_float;
 use crate::model::proto::{Metric, MetricType};
 use crate::model::{EscapingScheme, is_legacy_metric_name, label};
 
@@ -179,10 +179,27 @@ fn write_label_value(out: &mut Vec<u8>, value: &str) {
     }
 }
 
+/// Appends `f` as prometheus/common's text encoder writes sample values: like [`push_float`], but
+/// `-0` comes out as `0` because the encoder short-cuts values equal to 0, 1 and -1.
+fn push_sample_value(out: &mut Vec<u8>, f: f64) {
+    if f == 0.0 {
+        out.push(b'0');
+    } else {
+        push_float(out, f);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::proto::{Bucket, Gauge, Histogram, LabelPair, Quantile, Summary};
+
+    #[test]
+    fn sample_values_print_negative_zero_as_zero() {
+        let mut out = Vec::new();
+        push_sample_value(&mut out, -0.0);
+        assert_eq!(out, b"0");
+    }
 
     fn render(name: &str, kind: MetricType, metric: Metric, escaping: EscapingScheme) -> String {
         let mut out = Vec::new();

@@ -21,7 +21,7 @@ pub enum ProtoParseError {
     /// Likewise for a type the text format cannot show.
     #[error(
         "proto: unknown metric type {kind} for family {}",
-        crate::format::go::quote(family)
+        crate::go::quote(family)
     )]
     UnknownType { family: String, kind: i32 },
 }
