@@ -140,6 +140,28 @@ pub struct Cli {
     #[arg(long = "push.max-body-size", value_name = "SIZE", default_value = "64MiB", value_parser = parse_byte_size)]
     pub max_body_bytes: u64,
 
+    /// Delete a group once its last successful push is older than this (Go duration; 0:
+    /// never). A push's Pushgateway-Expire-After header overrides it for its group. Ours.
+    #[arg(long = "push.expire-after", value_name = "DURATION", default_value = "0s", value_parser = go::parse_duration)]
+    pub expire_after: Duration,
+
+    /// Most groups the store holds; a push that would add one more is refused (0:
+    /// unlimited). Ours.
+    #[arg(long = "push.max-groups", value_name = "COUNT", default_value = "0")]
+    pub max_groups: usize,
+
+    /// Most series the store holds in all groups (0: unlimited). Ours.
+    #[arg(long = "push.max-series", value_name = "COUNT", default_value = "0")]
+    pub max_series: usize,
+
+    /// Most series one group holds (0: unlimited). Ours.
+    #[arg(
+        long = "push.max-series-per-group",
+        value_name = "COUNT",
+        default_value = "0"
+    )]
+    pub max_series_per_group: usize,
+
     /// Leave out TLS key exchange groups with ML-KEM, whose FIPS validation is still pending
     /// in the AWS-LC module (post-quantum key exchange is then off). Ours; not an upstream flag.
     #[arg(long = "tls.fips-strict", value_name = "BOOL", num_args = 0..=1, default_value = "false", default_missing_value = "true", overrides_with = "no_fips_strict")]
@@ -239,6 +261,16 @@ impl Cli {
         self.persistence_log && !self.no_persistence_log
     }
 
+    /// What the store enforces: expiry and limits.
+    pub fn store_policy(&self) -> crate::store::Policy {
+        crate::store::Policy {
+            expire_after: self.expire_after,
+            max_groups: self.max_groups,
+            max_series: self.max_series,
+            max_series_per_group: self.max_series_per_group,
+        }
+    }
+
     pub fn name_validation(&self) -> NameValidation {
         if self.enable_utf8_names {
             NameValidation::Utf8
@@ -264,7 +296,14 @@ impl Cli {
                 self.disable_consistency_check.to_string(),
             ),
             ("push.enable-utf8-names", self.enable_utf8_names.to_string()),
+            ("push.expire-after", go::format_duration(self.expire_after)),
             ("push.max-body-size", self.max_body_bytes.to_string()),
+            ("push.max-groups", self.max_groups.to_string()),
+            ("push.max-series", self.max_series.to_string()),
+            (
+                "push.max-series-per-group",
+                self.max_series_per_group.to_string(),
+            ),
             ("tls.fips-strict", self.tls_fips_strict.to_string()),
             ("web.authz-file", self.authz_file.clone()),
             ("web.config.file", self.web_config_file.clone()),

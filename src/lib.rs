@@ -11,6 +11,7 @@ pub mod authz;
 pub mod cli;
 pub mod decode;
 pub mod encode;
+pub mod expiry;
 pub mod fips;
 pub mod go;
 pub mod http;

@@ -124,7 +124,11 @@ impl Gateway {
         };
         let mut own_families = Telemetry::own_families();
         own_families.sort_by_key(|f| f.name);
-        let view = Arc::new(View::new(&own_families, !cli.disable_consistency_check));
+        let view = Arc::new(View::new(
+            &own_families,
+            !cli.disable_consistency_check,
+            cli.store_policy(),
+        ));
         let (store, persistence, compact_now) = if cli.persistence_file.is_empty() {
             (Store::in_memory(view), None, false)
         } else {
@@ -215,6 +219,12 @@ impl Gateway {
             }
             tokio::spawn(p.run())
         });
+        // Before the first request: a group past its deadline is never served.
+        crate::expiry::sweep(&self.state.store, &self.state.telemetry).await;
+        let expirer = tokio::spawn(crate::expiry::run(
+            self.state.store.clone(),
+            self.state.telemetry.clone(),
+        ));
         let mut servers = tokio::task::JoinSet::new();
         let mut handles = Vec::new();
         for listener in self.listeners {
@@ -253,8 +263,11 @@ impl Gateway {
                 tracing::error!(err = %err, "HTTP server failed while stopping");
             }
         }
-        for watcher in [watcher, authz_watcher].into_iter().flatten() {
-            watcher.abort();
+        for task in [watcher, authz_watcher, Some(expirer)]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         if let Some(persister) = persister {
             persister.abort();

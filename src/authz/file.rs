@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::pattern::Pattern;
-use super::{AuthzError, Kind, Policy, PushGrant, Rule};
+use super::{AuthzError, Kind, Policy, PushGrant, Rule, RuleQuota};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +30,15 @@ struct RuleFile {
     read: bool,
     #[serde(default)]
     admin: bool,
+    quota: Option<QuotaFile>,
+}
+
+/// How much a requester of the rule may hold in total.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaFile {
+    groups: Option<usize>,
+    series: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,7 +161,26 @@ fn compile_rule(rule: RuleFile) -> Result<Rule, AuthzError> {
             "the rule grants nothing: give push, scrape, read or admin".into(),
         ));
     }
+    let quota = match &rule.quota {
+        None => None,
+        Some(QuotaFile {
+            groups: None,
+            series: None,
+        }) => {
+            return Err(fail(
+                "quota: give groups, series or both (or leave quota out)".into(),
+            ));
+        }
+        Some(_) if push.is_empty() => {
+            return Err(fail("quota: the rule grants no push".into()));
+        }
+        Some(QuotaFile { groups, series }) => Some(RuleQuota {
+            groups: *groups,
+            series: *series,
+        }),
+    };
     Ok(Rule {
+        quota,
         name: rule.name,
         anyone: rule.identities.anyone,
         identities,
@@ -238,6 +266,26 @@ rules:
                 "rules: [{name: a, identities: {user: [b]}, push: [{job: x, labels: {job: y}}]}]"
             )
             .contains("not as a label")
+        );
+        assert!(
+            error("rules: [{name: a, identities: {user: [b]}, push: [{job: x}], quota: {}}]")
+                .contains("give groups, series or both")
+        );
+        assert!(
+            error("rules: [{name: a, identities: {user: [b]}, scrape: true, quota: {groups: 1}}]")
+                .contains("grants no push")
+        );
+        assert!(
+            error(
+                "rules: [{name: a, identities: {user: [b]}, push: [{job: x}], quota: {group: 1}}]"
+            )
+            .contains("unknown field `group`")
+        );
+        assert!(
+            error(
+                "rules: [{name: a, identities: {user: [b]}, push: [{job: x}], quota: {groups: -1}}]"
+            )
+            .starts_with("yaml: ")
         );
     }
 }

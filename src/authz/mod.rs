@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 
 use crate::model::GroupingKey;
 use crate::reload::{FileSet, ReloadReport};
+use crate::store::{Holder, Quota, QuotaLimit};
 use crate::telemetry::{self, Telemetry};
 use crate::web_config::Identity;
 use pattern::Pattern;
@@ -130,6 +131,14 @@ struct Rule {
     scrape: bool,
     read: bool,
     admin: bool,
+    quota: Option<RuleQuota>,
+}
+
+/// How much one requester of a rule may hold in total.
+#[derive(Debug, Clone, Copy)]
+struct RuleQuota {
+    groups: Option<usize>,
+    series: Option<usize>,
 }
 
 /// Push and delete for grouping keys whose job matches `job` and which have every label in
@@ -236,6 +245,30 @@ impl Rule {
 }
 
 impl Policy {
+    /// What a requester may hold when it pushes to `key`: of the rules that name it and grant
+    /// this push, the smallest limit of each kind.
+    pub fn quota(&self, requester: &Requester, key: &GroupingKey) -> Quota {
+        let mut quota = Quota::default();
+        let tighter = |current: &mut Option<QuotaLimit>, max: Option<usize>, rule: &Rule| {
+            if let Some(max) = max
+                && current.as_ref().is_none_or(|c| max < c.max)
+            {
+                *current = Some(QuotaLimit {
+                    max,
+                    rule: rule.name.as_str().into(),
+                });
+            }
+        };
+        for rule in &self.rules {
+            let Some(limits) = rule.quota else { continue };
+            if rule.applies_to(requester) && rule.grants(Access::Push(key), requester) {
+                tighter(&mut quota.groups, limits.groups, rule);
+                tighter(&mut quota.series, limits.series, rule);
+            }
+        }
+        quota
+    }
+
     pub fn decide(&self, requester: &Requester, access: Access<'_>) -> Result<(), Denial> {
         let applying: Vec<&Rule> = self
             .rules
@@ -330,6 +363,14 @@ impl Authorizer {
                 .increment(telemetry::AUTHZ_DENIED, &[("action", denial.action)]);
         }
         decision
+    }
+
+    /// Who pushes to `key` (the holder of the group it writes, for quotas) and what the rules
+    /// let it hold. Asked after [`Authorizer::check`] allowed the push.
+    pub fn push_quota(&self, identity: &Identity, key: &GroupingKey) -> (Holder, Quota) {
+        let requester = Requester::of(identity);
+        let quota = self.current.load().quota(&requester, key);
+        (requester.to_string().into(), quota)
     }
 
     /// Watches the file until the task is dropped.

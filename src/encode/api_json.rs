@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -15,6 +16,7 @@ use crate::store::{Group, PUSH_FAILURE_TIME, PUSH_TIME, Snapshot, StoredFamily};
 
 const LABELS_KEY: &str = "labels";
 const LAST_PUSH_KEY: &str = "last_push_successful";
+const EXPIRY_KEY: &str = "expiry";
 
 /// The last `/api/v1/metrics` answer and the store generation it shows, so that a UI polling an
 /// unchanged store costs a copy.
@@ -38,7 +40,10 @@ impl MetricsCache {
             if i > 0 {
                 body.push(b',');
             }
-            self::group(group).write(&mut body);
+            let expiry = snapshot
+                .deadline(group)
+                .map(|deadline| (snapshot.expire_after(group), deadline));
+            self::group(group, expiry).write(&mut body);
         }
         body.extend_from_slice(b"]}");
         let body = Bytes::from(body);
@@ -56,12 +61,23 @@ impl MetricsCache {
 }
 
 /// One group's object. A family named like one of the group's own keys (`labels`,
-/// `last_push_successful`) is left out: upstream lets it overwrite the key, which breaks every
-/// reader of the document.
-pub fn group(group: &Group) -> Json {
+/// `last_push_successful`, and `expiry` when the group expires) is left out: upstream lets it
+/// overwrite the key, which breaks every reader of the document.
+///
+/// `expiry` (ours) is the group's expiry and when it expires, for groups that do.
+pub fn group(group: &Group, expiry: Option<(Duration, Timestamp)>) -> Json {
     let mut object = BTreeMap::new();
     for family in group.families() {
         object.insert(family.name.to_string(), self::family(group, family));
+    }
+    if let Some((after, deadline)) = expiry {
+        object.insert(
+            EXPIRY_KEY.to_string(),
+            Json::object([
+                ("expire_after", Json::Str(crate::go::format_duration(after))),
+                ("expires_at", Json::Str(deadline.rfc3339_nanos())),
+            ]),
+        );
     }
     object.insert(
         LABELS_KEY.to_string(),

@@ -553,6 +553,9 @@ mod tests {
             families: vec![family],
             mode: PushMode::Replace,
             time: Timestamp::now(),
+            expire_after: None,
+            holder: None,
+            quota: None,
         });
         // Without persistence a change is done as soon as it is applied.
         let done = store.push(push).now_or_never().expect("done at once");
@@ -566,7 +569,7 @@ mod tests {
             kind: MetricType::Gauge,
             help: "build",
         }];
-        let store = Store::in_memory(Arc::new(View::new(&own, true)));
+        let store = Store::in_memory(Arc::new(View::new(&own, true, Default::default())));
         push(&store, "a", "x");
         let cache = ExpositionCache::default();
         let renders = AtomicUsize::new(0);
@@ -602,7 +605,7 @@ mod tests {
                 help: "other",
             },
         ];
-        let store = Store::in_memory(Arc::new(View::new(&own, true)));
+        let store = Store::in_memory(Arc::new(View::new(&own, true, Default::default())));
         for name in ["a", "b_own", "c", "e"] {
             push(&store, name, name);
         }

@@ -11,7 +11,7 @@ use super::body::BodyError;
 use super::grouping::UrlError;
 use crate::decode::protobuf::ProtoParseError;
 use crate::decode::text::TextParseError;
-use crate::store::{Rejection, StoreError};
+use crate::store::{Limit, LimitExceeded, Rejection, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -25,6 +25,13 @@ pub enum HttpError {
     Proto(#[from] ProtoParseError),
     #[error("pushed metrics are invalid or inconsistent with existing metrics: {0}")]
     Rejected(#[from] Rejection),
+    /// A limit or quota would be exceeded; nothing was changed.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
+    #[error("invalid Pushgateway-Expire-After header {value:?}: {reason}")]
+    ExpireAfter { value: String, reason: String },
+    #[error("bad selector: {0}")]
+    Selector(String),
     /// The store's backend could not keep the change, so it is not acknowledged (the message
     /// says what happened to the change).
     #[error("{0}")]
@@ -49,6 +56,7 @@ impl From<StoreError> for HttpError {
         match err {
             StoreError::Rejected(rejection) => HttpError::Rejected(rejection),
             StoreError::NotKept(reason) => HttpError::NotKept(reason),
+            StoreError::Limit(exceeded) => HttpError::Limit(exceeded),
         }
     }
 }
@@ -59,6 +67,15 @@ impl HttpError {
             HttpError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::Scrape(_) => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::NotKept(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // 413: the push alone exceeds the per-group limit, no state of the store could take
+            // it; 507: the store is full; 429: the requester's quota is used up.
+            HttpError::Limit(exceeded) => match exceeded.limit {
+                Limit::MaxSeriesPerGroup => StatusCode::PAYLOAD_TOO_LARGE,
+                Limit::MaxGroups | Limit::MaxSeries => StatusCode::INSUFFICIENT_STORAGE,
+                Limit::QuotaGroups { .. } | Limit::QuotaSeries { .. } => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
+            },
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::Forbidden(_) => StatusCode::FORBIDDEN,

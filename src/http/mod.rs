@@ -143,12 +143,16 @@ async fn serve(
         Endpoint::ApiMetrics => api::metrics(state).await,
         Endpoint::ApiOptions => api::options(&state),
         Endpoint::Wipe => api::wipe(state).await,
+        Endpoint::DeleteGroups => {
+            let identity = identity_of(&request);
+            api::delete_groups(state, &identity, request.uri().query()).await
+        }
     }
 }
 
 /// What the authorization rules must allow for an endpoint, before its handler runs. Pushes
-/// and deletions are checked by their handlers, once the grouping key is known; health checks
-/// and answers that reveal nothing are always allowed.
+/// and deletions (also in bulk) are checked by their handlers, once the grouping keys are
+/// known; health checks and answers that reveal nothing are always allowed.
 fn endpoint_access(endpoint: &Endpoint) -> Option<Access<'static>> {
     match endpoint {
         Endpoint::Scrape => Some(Access::Scrape),
@@ -158,6 +162,7 @@ fn endpoint_access(endpoint: &Endpoint) -> Option<Access<'static>> {
         Endpoint::Wipe | Endpoint::Quit => Some(Access::Admin),
         Endpoint::Push { .. }
         | Endpoint::Delete { .. }
+        | Endpoint::DeleteGroups
         | Endpoint::Healthy
         | Endpoint::Ready
         | Endpoint::QuitWrongMethod
@@ -181,7 +186,7 @@ pub(super) fn authorize(
 }
 
 /// Who sent the request, as the web configuration's guard found out (nobody without one).
-fn identity_of(request: &Request<Body>) -> Identity {
+pub(super) fn identity_of(request: &Request<Body>) -> Identity {
     request
         .extensions()
         .get::<Identity>()

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,9 @@ use crate::web_config::Identity;
 /// Bodies above this size are decoded and stored on a blocking thread, so that one large push
 /// does not hold up the executor that serves everybody else.
 const INLINE_BODY_BYTES: usize = 256 * 1024;
+
+/// The request header that sets a group's expiry (ours; clients add it as any header).
+pub const EXPIRE_AFTER: &str = "pushgateway-expire-after";
 
 pub async fn push(
     state: Arc<AppState>,
@@ -64,6 +67,14 @@ async fn store_push(
         tracing::debug!(url = %params.rest, err = %err, "failed to parse URL");
     })?;
     super::authorize(state, &request, Access::Push(&key))?;
+    let expire_after = expire_after(request.headers())?;
+    let (holder, quota) = match &state.authz {
+        Some(authz) => {
+            let (holder, quota) = authz.push_quota(&super::identity_of(&request), &key);
+            (Some(holder), Some(quota))
+        }
+        None => (None, None),
+    };
     let mode = if request.method() == Method::PUT {
         PushMode::Replace
     } else {
@@ -85,6 +96,9 @@ async fn store_push(
                 families,
                 mode,
                 time,
+                expire_after,
+                holder,
+                quota,
             }))
         }
     };
@@ -105,17 +119,46 @@ async fn store_push(
         },
         Err(err) => Err(err),
     };
-    result.inspect_err(|err| {
-        if let HttpError::Rejected(reason) = err {
-            tracing::error!(
+    result.inspect_err(|err| match err {
+        HttpError::Rejected(reason) => tracing::error!(
+            method = %parts.method,
+            grouping_key = %key,
+            source = %Source(remote),
+            err = %reason,
+            "pushed metrics are invalid or inconsistent with existing metrics"
+        ),
+        HttpError::Limit(exceeded) => {
+            tracing::warn!(
                 method = %parts.method,
                 grouping_key = %key,
                 source = %Source(remote),
-                err = %reason,
-                "pushed metrics are invalid or inconsistent with existing metrics"
+                err = %exceeded,
+                "push refused by a limit"
+            );
+            state.telemetry.increment(
+                crate::telemetry::PUSH_REFUSED,
+                &[("reason", exceeded.reason())],
             );
         }
+        _ => {}
     })
+}
+
+/// The push's `Pushgateway-Expire-After` header, if it has one: a Go duration, `0` for never.
+fn expire_after(headers: &HeaderMap) -> Result<Option<Duration>, HttpError> {
+    let Some(value) = headers.get(EXPIRE_AFTER) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| HttpError::ExpireAfter {
+        value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        reason: "not ASCII".into(),
+    })?;
+    crate::go::parse_duration(text.trim())
+        .map(Some)
+        .map_err(|reason| HttpError::ExpireAfter {
+            value: text.to_string(),
+            reason,
+        })
 }
 
 pub async fn delete(

@@ -33,6 +33,9 @@ pub enum Endpoint {
     ApiOptions,
     /// `PUT <prefix>/api/v1/admin/wipe`, routed only with the admin API enabled.
     Wipe,
+    /// `DELETE <prefix>/api/v1/groups?match=<selector>`, routed only with the admin API
+    /// enabled (ours).
+    DeleteGroups,
 }
 
 /// Values taken from the path by `:job` and `*rest`.
@@ -130,6 +133,7 @@ impl Router {
         api.add(&[Method::GET], "/metrics", Endpoint::ApiMetrics);
         if admin_api {
             api.add(&[Method::PUT], "/admin/wipe", Endpoint::Wipe);
+            api.add(&[Method::DELETE], "/groups", Endpoint::DeleteGroups);
         }
         Router {
             main,

@@ -15,6 +15,7 @@ use super::AppState;
 use super::error::HttpError;
 use crate::encode::exposition::{assemble, render_pushed};
 use crate::encode::negotiate::{negotiate, wants_gzip};
+use crate::telemetry;
 
 pub async fn scrape(state: Arc<AppState>, headers: HeaderMap) -> Response {
     let header_str = |name| {
@@ -40,6 +41,13 @@ pub async fn scrape(state: Arc<AppState>, headers: HeaderMap) -> Response {
                 &state.own_families,
             )))
         })?;
+        let totals = state.store.totals();
+        state
+            .telemetry
+            .set(telemetry::STORE_GROUPS, &[], totals.groups as f64);
+        state
+            .telemetry
+            .set(telemetry::STORE_SERIES, &[], totals.series as f64);
         let own = state.telemetry.collect();
         Ok(assemble(
             &pushed,

@@ -4,6 +4,7 @@
 mod grouping;
 mod names;
 pub mod proto;
+mod selector;
 mod time;
 
 pub use grouping::GroupingKey;
@@ -12,6 +13,7 @@ pub use names::{
     is_legacy_metric_name, unescape_value_encoding,
 };
 pub use proto::MetricType;
+pub use selector::{Selector, SelectorError};
 pub use time::Timestamp;
 
 /// Label names with a meaning of their own.

@@ -30,6 +30,17 @@ impl Timestamp {
         self.0 == 0
     }
 
+    /// This time plus `duration`, the far future if that does not fit.
+    pub fn saturating_add(self, duration: std::time::Duration) -> Timestamp {
+        let nanos = i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(nanos))
+    }
+
+    /// How long from this time until `later` (zero if `later` is not later).
+    pub fn until(self, later: Timestamp) -> std::time::Duration {
+        std::time::Duration::from_nanos(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))
+    }
+
     /// Unix seconds as a float, the value of `push_time_seconds`.
     pub fn as_seconds_f64(self) -> f64 {
         self.0 as f64 / 1e9

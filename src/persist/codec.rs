@@ -5,25 +5,35 @@
 //! number. Then records, each `length (u32) | CRC-32C (u32) | kind (u8) | payload`, where the
 //! length counts kind and payload and the CRC covers them too. Integers are little-endian.
 //!
-//! A group record holds a whole group (grouping key, and per family its name, help, type, push
-//! time and encoded metrics), so replaying one is setting that group, whatever was there. A
-//! snapshot ends with an end record carrying the number of groups, so a snapshot that lost its
-//! tail is recognised.
+//! A group record holds a whole group (grouping key, per family its name, help, type, push time
+//! and encoded metrics, then the group's expiry and holder), so replaying one is setting that
+//! group, whatever was there. A batch record holds the records of one change (a bulk deletion,
+//! a wipe, an expiry sweep), each framed as above, so that a crash keeps all of them or none.
+//! A snapshot ends with an end record carrying the number of groups, so a snapshot that lost
+//! its tail is recognised.
+//!
+//! Version 2 added the group's expiry and holder and the batch record; version 1 files (whose
+//! group records end after the families) are read as before.
 
 use bytes::Bytes;
 
+use std::time::Duration;
+
 use crate::model::{GroupingKey, MetricType, Timestamp};
-use crate::store::{Group, PersistedFamily};
+use crate::store::{Group, GroupMeta, PersistedFamily};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"PGWSNAP\0";
 pub const LOG_MAGIC: &[u8; 8] = b"PGWLOG\0\0";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// The oldest version still read.
+const FIRST_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 20;
 const RECORD_HEADER_LEN: usize = 8;
 
 const KIND_GROUP: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_END: u8 = 3;
+const KIND_BATCH: u8 = 4;
 
 /// One family as persisted.
 pub type FamilyRecord = PersistedFamily;
@@ -33,10 +43,13 @@ pub enum Record {
     /// The group with this key now holds exactly these families.
     Group {
         key: GroupingKey,
+        meta: GroupMeta,
         families: Vec<FamilyRecord>,
     },
     /// The group with this key is gone.
     Delete { key: GroupingKey },
+    /// The records of one change, applied together.
+    Batch(Vec<Record>),
     /// The end of a snapshot of this many groups.
     End { groups: u64 },
 }
@@ -55,7 +68,7 @@ pub fn read_header(bytes: &[u8], magic: &[u8; 8]) -> Result<u64, FormatError> {
         return Err(FormatError::NotOurs);
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
-    if version != VERSION {
+    if !(FIRST_VERSION..=VERSION).contains(&version) {
         return Err(FormatError::Version(version));
     }
     Ok(u64::from_le_bytes(
@@ -67,7 +80,11 @@ impl Record {
     /// Appends the record, framed, to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         framed(out, |out| match self {
-            Record::Group { key, families } => {
+            Record::Group {
+                key,
+                meta,
+                families,
+            } => {
                 let families = families.iter().map(|f| FamilyFields {
                     name: &f.name,
                     help: f.help.as_deref(),
@@ -75,7 +92,13 @@ impl Record {
                     pushed_at: f.pushed_at,
                     metrics: &f.metrics,
                 });
-                put_group(out, key, families);
+                put_group(out, key, meta, families);
+            }
+            Record::Batch(records) => {
+                out.push(KIND_BATCH);
+                for record in records {
+                    record.encode(out);
+                }
             }
             Record::Delete { key } => {
                 out.push(KIND_DELETE);
@@ -99,7 +122,15 @@ pub fn encode_group(group: &Group, out: &mut Vec<u8>) {
             pushed_at: f.pushed_at,
             metrics: group.metric_bytes(f),
         });
-        put_group(out, group.key(), families);
+        put_group(out, group.key(), group.meta(), families);
+    });
+}
+
+/// Wraps already framed records (`records`, one after the other) into one batch record.
+pub fn encode_batch(records: &[u8], out: &mut Vec<u8>) {
+    framed(out, |out| {
+        out.push(KIND_BATCH);
+        out.extend_from_slice(records);
     });
 }
 
@@ -114,6 +145,7 @@ struct FamilyFields<'a> {
 fn put_group<'a>(
     out: &mut Vec<u8>,
     key: &GroupingKey,
+    meta: &GroupMeta,
     families: impl ExactSizeIterator<Item = FamilyFields<'a>>,
 ) {
     out.push(KIND_GROUP);
@@ -131,6 +163,21 @@ fn put_group<'a>(
         out.push(family.kind as i32 as u8);
         out.extend_from_slice(&family.pushed_at.as_nanos().to_le_bytes());
         put_bytes(out, family.metrics);
+    }
+    match meta.expire_after {
+        Some(after) => {
+            out.push(1);
+            let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
+            out.extend_from_slice(&nanos.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    match &meta.holder {
+        Some(holder) => {
+            out.push(1);
+            put_bytes(out, holder.as_bytes());
+        }
+        None => out.push(0),
     }
 }
 
@@ -285,7 +332,42 @@ fn decode_body(body: &[u8], shared: Option<&Bytes>) -> Option<Record> {
                     metrics,
                 });
             }
-            Record::Group { key, families }
+            // Version 1 records end here.
+            let meta = if reader.rest.is_empty() {
+                GroupMeta::default()
+            } else {
+                GroupMeta {
+                    expire_after: match reader.u8()? {
+                        0 => None,
+                        1 => Some(Duration::from_nanos(reader.u64()?)),
+                        _ => return None,
+                    },
+                    holder: match reader.u8()? {
+                        0 => None,
+                        1 => Some(std::str::from_utf8(reader.bytes()?).ok()?.into()),
+                        _ => return None,
+                    },
+                }
+            };
+            Record::Group {
+                key,
+                meta,
+                families,
+            }
+        }
+        KIND_BATCH => {
+            let mut records = Vec::new();
+            let mut rest = reader.rest;
+            while !rest.is_empty() {
+                let (record, used) = decode_framed(rest, 0, shared).ok()?;
+                if matches!(record, Record::Batch(_) | Record::End { .. }) {
+                    return None;
+                }
+                records.push(record);
+                rest = &rest[used..];
+            }
+            reader.rest = rest;
+            Record::Batch(records)
         }
         KIND_DELETE => Record::Delete {
             key: GroupingKey::from_encoded(reader.bytes()?)?,
@@ -346,9 +428,18 @@ mod tests {
 
     fn sample() -> Vec<Record> {
         let key = GroupingKey::from_labels([("job", "j"), ("instance", "Πρ")]);
+        let with_meta = Record::Group {
+            key: GroupingKey::from_labels([("job", "k")]),
+            meta: GroupMeta {
+                expire_after: Some(Duration::from_secs(90)),
+                holder: Some("user=\"alice\"".into()),
+            },
+            families: Vec::new(),
+        };
         vec![
             Record::Group {
                 key: key.clone(),
+                meta: GroupMeta::default(),
                 families: vec![
                     FamilyRecord {
                         name: "a".into(),
@@ -366,7 +457,8 @@ mod tests {
                     },
                 ],
             },
-            Record::Delete { key },
+            Record::Delete { key: key.clone() },
+            Record::Batch(vec![with_meta, Record::Delete { key }]),
             Record::End { groups: 1 },
         ]
     }
@@ -377,6 +469,34 @@ mod tests {
             record.encode(&mut out);
         }
         out
+    }
+
+    /// Files of version 1 (group records without expiry and holder) are read as before.
+    #[test]
+    fn reads_version_1() {
+        let key = GroupingKey::from_labels([("job", "old")]);
+        let mut bytes = header(SNAPSHOT_MAGIC, 3);
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        framed(&mut bytes, |out| {
+            out.push(KIND_GROUP);
+            put_bytes(out, key.as_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+        });
+        assert_eq!(read_header(&bytes, SNAPSHOT_MAGIC), Ok(3));
+        let read: Vec<Record> = Records::new(&bytes).map(Result::unwrap).collect();
+        assert_eq!(
+            read,
+            [Record::Group {
+                key,
+                meta: GroupMeta::default(),
+                families: Vec::new()
+            }]
+        );
+        bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(
+            read_header(&bytes, SNAPSHOT_MAGIC),
+            Err(FormatError::Version(3))
+        );
     }
 
     #[test]

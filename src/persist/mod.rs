@@ -29,8 +29,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::model::{GroupingKey, Timestamp};
-use crate::store::{Backend, Change, Commit, Discard, PersistedFamily, View};
+use crate::model::Timestamp;
+use crate::store::{Backend, Change, Commit, Discard, View};
 use crate::telemetry::{self, Telemetry};
 use fault::Health;
 use files::{Files, LiveFiles};
@@ -93,9 +93,6 @@ pub struct Persistence {
     health: Arc<Health>,
     telemetry: Arc<Telemetry>,
 }
-
-/// The groups found at start-up.
-pub type Groups = Vec<(GroupingKey, Vec<PersistedFamily>)>;
 
 impl Persistence {
     /// Checks the path, cleans up after a crash, and reads back what was persisted into
@@ -267,8 +264,9 @@ impl Backend for Persistence {
         let applied = self.view.apply(change, &mut sink);
         let done = sink.into_done();
         Box::pin(async move {
-            applied?;
-            done.await
+            let applied = applied?;
+            done.await?;
+            Ok(applied)
         })
     }
 }

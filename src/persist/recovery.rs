@@ -11,14 +11,14 @@ use bytes::Bytes;
 
 use super::codec::{self, Damage, HEADER_LEN, LOG_MAGIC, Record, Records, SNAPSHOT_MAGIC};
 use super::files::{available_name, unusable};
-use super::{Groups, Outcome, PersistError, gob};
+use super::{Outcome, PersistError, gob};
 use crate::model::{GroupingKey, Timestamp};
-use crate::store::PersistedFamily;
+use crate::store::{GroupMeta, PersistedFamily, PersistedGroup};
 
 /// What start-up reads back, and what it met on the way.
 #[derive(Default)]
 pub struct Recovery {
-    groups: BTreeMap<GroupingKey, Vec<PersistedFamily>>,
+    groups: BTreeMap<GroupingKey, PersistedGroup>,
     found_anything: bool,
     torn: bool,
     corrupt: bool,
@@ -42,11 +42,25 @@ impl Recovery {
 
     fn apply(&mut self, record: Record) {
         match record {
-            Record::Group { key, families } => {
-                self.groups.insert(key, families);
+            Record::Group {
+                key,
+                meta,
+                families,
+            } => {
+                let group = PersistedGroup {
+                    key: key.clone(),
+                    meta,
+                    families,
+                };
+                self.groups.insert(key, group);
             }
             Record::Delete { key } => {
                 self.groups.remove(&key);
+            }
+            Record::Batch(records) => {
+                for record in records {
+                    self.apply(record);
+                }
             }
             Record::End { .. } => {}
         }
@@ -101,8 +115,8 @@ impl Recovery {
         Ok(0)
     }
 
-    pub fn into_groups(self) -> Groups {
-        self.groups.into_iter().collect()
+    pub fn into_groups(self) -> Vec<PersistedGroup> {
+        self.groups.into_values().collect()
     }
 
     fn import(&mut self, groups: Vec<gob::UpstreamGroup>) {
@@ -131,7 +145,12 @@ impl Recovery {
                     }
                 })
                 .collect();
-            self.groups.insert(key, families);
+            let group = PersistedGroup {
+                key: key.clone(),
+                meta: GroupMeta::default(),
+                families,
+            };
+            self.groups.insert(key, group);
         }
     }
 

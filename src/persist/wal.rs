@@ -42,9 +42,11 @@ pub const RETRY: Duration = Duration::from_secs(1);
 type Done = oneshot::Sender<Result<(), Arc<str>>>;
 
 enum Entry {
-    Record {
+    /// The records of one change, framed (as a batch record if there are several), and how to
+    /// undo them, oldest first.
+    Change {
         bytes: Vec<u8>,
-        undo: Withdrawal,
+        undo: Vec<Withdrawal>,
         done: Done,
     },
     /// Start a new segment after everything before: a snapshot taken at this entry covers
@@ -126,7 +128,10 @@ impl Wal {
     pub fn sink(&self) -> LogSink<'_> {
         LogSink {
             wal: self,
-            last: None,
+            records: Vec::new(),
+            count: 0,
+            undo: Vec::new(),
+            answer: None,
         }
     }
 
@@ -237,12 +242,12 @@ impl Wal {
         let mut entries = entries.into_iter();
         while let Some(entry) = entries.next() {
             let result = match entry {
-                Entry::Record { bytes, undo, done } => match current.append(&bytes) {
+                Entry::Change { bytes, undo, done } => match current.append(&bytes) {
                     Ok(()) => {
                         written.push(Written { undo, done });
                         Ok(())
                     }
-                    Err(fault) => Err((fault, Entry::Record { bytes, undo, done })),
+                    Err(fault) => Err((fault, Entry::Change { bytes, undo, done })),
                 },
                 Entry::Rotate(done) => match self.sync_and_check(current) {
                     Ok(()) => {
@@ -334,9 +339,9 @@ impl Wal {
             let mut undo = Vec::new();
             for entry in rest.into_iter().chain(pending).rev() {
                 match entry {
-                    Entry::Record { undo: u, done, .. } => {
+                    Entry::Change { undo: u, done, .. } => {
                         let _ = done.send(Err(answer.clone()));
-                        undo.push(u);
+                        undo.extend(u.into_iter().rev());
                     }
                     Entry::Rotate(done) => {
                         let _ = done.send(Err(answer.clone()));
@@ -345,7 +350,7 @@ impl Wal {
             }
             for Written { undo: u, done } in written.into_iter().rev() {
                 let _ = done.send(Err(answer.clone()));
-                undo.push(u);
+                undo.extend(u.into_iter().rev());
             }
             undo
         });
@@ -427,9 +432,9 @@ impl Segment {
     }
 }
 
-/// A record written to the segment and waiting for its fsync.
+/// A change written to the segment and waiting for its fsync.
 struct Written {
-    undo: Withdrawal,
+    undo: Vec<Withdrawal>,
     done: Done,
 }
 
@@ -447,19 +452,24 @@ fn settle(written: Vec<Written>) {
     }
 }
 
-/// Appends each record of a change to the log, remembering how to undo it, and hands back
-/// the answer for the last one (the change is done when that one is durable).
+/// Collects the records of a change, with how to undo each, and appends them to the log as
+/// one entry when the change is complete (as one batch record if there are several, so that a
+/// crash keeps all of them or none). Hands back the answer for that entry.
 pub struct LogSink<'a> {
     wal: &'a Wal,
-    last: Option<oneshot::Receiver<Result<(), Arc<str>>>>,
+    /// The change's framed records, one after the other.
+    records: Vec<u8>,
+    count: usize,
+    undo: Vec<Withdrawal>,
+    answer: Option<oneshot::Receiver<Result<(), Arc<str>>>>,
 }
 
 impl LogSink<'_> {
     /// Waits until the change's records are durable.
     pub fn into_done(self) -> impl std::future::Future<Output = Result<(), StoreError>> {
-        let last = self.last;
+        let answer = self.answer;
         async move {
-            match last {
+            match answer {
                 Some(receiver) => receiver
                     .await
                     .unwrap_or_else(|_| Err("the log writer stopped".into()))
@@ -479,30 +489,42 @@ impl store::Sink for LogSink<'_> {
     }
 
     fn record(&mut self, record: Record<'_>, previous: Option<&Arc<Group>>) {
-        let mut bytes = Vec::new();
         let key = match record {
             Record::Written(group) => {
-                bytes.reserve(group.encoded_len() + 256);
-                codec::encode_group(group, &mut bytes);
+                self.records.reserve(group.encoded_len() + 256);
+                codec::encode_group(group, &mut self.records);
                 group.key().clone()
             }
             Record::Deleted(key) => {
-                codec::Record::Delete { key: key.clone() }.encode(&mut bytes);
+                codec::Record::Delete { key: key.clone() }.encode(&mut self.records);
                 key.clone()
             }
         };
+        self.count += 1;
+        self.undo.push(Withdrawal {
+            key,
+            previous: previous.cloned(),
+        });
+    }
+
+    fn finish(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let bytes = if self.count == 1 {
+            std::mem::take(&mut self.records)
+        } else {
+            let mut batch = Vec::with_capacity(self.records.len() + 16);
+            codec::encode_batch(&self.records, &mut batch);
+            batch
+        };
         let (done, answer) = oneshot::channel();
-        let mut shared = self.wal.lock();
-        shared.entries.push(Entry::Record {
+        self.wal.lock().entries.push(Entry::Change {
             bytes,
-            undo: Withdrawal {
-                key,
-                previous: previous.cloned(),
-            },
+            undo: std::mem::take(&mut self.undo),
             done,
         });
-        drop(shared);
         self.wal.wake.notify_one();
-        self.last = Some(answer);
+        self.answer = Some(answer);
     }
 }

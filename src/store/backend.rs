@@ -21,18 +21,20 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::group::Group;
-use super::{Change, Rejection};
+use super::Rejection;
+use super::group::{Group, GroupMeta};
+use super::limits::LimitExceeded;
+use super::view::Applied;
 use crate::model::{GroupingKey, MetricType, Timestamp};
 
 /// A change's outcome, as the backend reports it once the change is done (or cannot be).
-pub type Commit<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+pub type Commit<'a> = Pin<Box<dyn Future<Output = Result<Applied, StoreError>> + Send + 'a>>;
 
 /// Keeps the store's changes.
 pub trait Backend: Send + Sync {
     /// Makes `change` happen, and resolves once it counts as done: `Ok` only when the change
     /// would survive whatever the backend promises to survive.
-    fn commit(&self, change: Change) -> Commit<'_>;
+    fn commit(&self, change: super::Change) -> Commit<'_>;
 }
 
 /// Receives, under the view's lock, every record a change makes.
@@ -45,6 +47,9 @@ pub trait Sink {
     /// The view has just made `record`; `previous` is what the group held before (`None`: it
     /// did not exist), for a backend that may have to withdraw the change.
     fn record(&mut self, record: Record<'_>, previous: Option<&Arc<Group>>);
+    /// The change is complete (still under the view's lock): a backend that keeps the records
+    /// of one change as one unit closes it here.
+    fn finish(&mut self) {}
 }
 
 /// A sink for records nobody keeps (restoring, and backends that keep nothing).
@@ -76,9 +81,20 @@ pub enum StoreError {
     /// The change itself is not acceptable (invalid or inconsistent metrics).
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// A limit or quota would be exceeded; nothing changed.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
     /// The backend cannot keep the change.
     #[error("{0}")]
     NotKept(Arc<str>),
+}
+
+/// A group read back by a backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistedGroup {
+    pub key: GroupingKey,
+    pub meta: GroupMeta,
+    pub families: Vec<PersistedFamily>,
 }
 
 /// A family read back by a backend.

@@ -2,8 +2,11 @@
 //! place. A push builds a new group from the old one, so a scrape that holds the old one keeps
 //! a consistent view without any lock.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::encoding::MetricIter;
-use super::prepare::PreparedFamily;
+use super::prepare::{PUSH_TIME, PreparedFamily, is_timestamp_gauge};
 use super::series::{SeriesId, series_id};
 use crate::model::proto::MetricType;
 use crate::model::{GroupingKey, HelpText, MetricName, Timestamp};
@@ -22,8 +25,24 @@ pub struct StoredFamily {
     pub pushed_at: Timestamp,
     /// Whether all label names are legacy-valid (then no escaping scheme changes the metrics).
     pub legacy_label_names: bool,
+    /// How many metrics (series) the family holds.
+    pub count: u32,
     start: u32,
     len: u32,
+}
+
+/// Who holds a group, for per-requester quotas: the requester that last pushed it, as the
+/// authorization rules name it.
+pub type Holder = Arc<str>;
+
+/// What the store keeps about a group besides its metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupMeta {
+    /// The `Pushgateway-Expire-After` of the push that set it, kept until a later push
+    /// changes it (zero: never); `None`: the `--push.expire-after` default applies.
+    pub expire_after: Option<Duration>,
+    /// The requester that last pushed the group successfully, when quotas apply.
+    pub holder: Option<Holder>,
 }
 
 /// The largest amount of encoded metrics one group may hold (offsets are 32-bit).
@@ -38,6 +57,9 @@ pub struct Group {
     /// The metrics of all families, each family's part encoded as repeated
     /// `MetricFamily.metric` fields.
     data: Box<[u8]>,
+    meta: GroupMeta,
+    /// The series pushed (the two timestamp gauges not counted), for limits.
+    series: u32,
 }
 
 impl Group {
@@ -51,6 +73,31 @@ impl Group {
 
     pub fn families(&self) -> &[StoredFamily] {
         &self.families
+    }
+
+    pub fn meta(&self) -> &GroupMeta {
+        &self.meta
+    }
+
+    /// The series pushed into the group (the two timestamp gauges not counted).
+    pub fn series(&self) -> usize {
+        self.series as usize
+    }
+
+    /// When the group was last pushed successfully, or, if never, when a push first failed:
+    /// when its `push_time_seconds` was written.
+    pub fn last_push(&self) -> Option<Timestamp> {
+        self.family(PUSH_TIME).map(|f| f.pushed_at)
+    }
+
+    /// When the group expires, with `default` as the expiry where the group has none of its
+    /// own; `None`: never.
+    pub fn deadline(&self, default: Duration) -> Option<Timestamp> {
+        let after = self.meta.expire_after.unwrap_or(default);
+        if after.is_zero() {
+            return None;
+        }
+        Some(self.last_push()?.saturating_add(after))
     }
 
     pub fn family(&self, name: &str) -> Option<&StoredFamily> {
@@ -108,6 +155,26 @@ impl Group {
             .sum::<usize>()
     }
 
+    /// How many series (the timestamp gauges not counted) the group will hold after `change`.
+    pub fn series_after(change: &GroupChange<'_>) -> usize {
+        let kept: usize = change
+            .current
+            .map(|g| {
+                g.families
+                    .iter()
+                    .filter(|f| !change.drops_current(&f.name) && !is_timestamp_gauge(&f.name))
+                    .map(|f| f.count as usize)
+                    .sum()
+            })
+            .unwrap_or(0);
+        kept + change
+            .families
+            .iter()
+            .filter(|f| !is_timestamp_gauge(&f.name))
+            .map(|f| f.count)
+            .sum::<usize>()
+    }
+
     /// Builds the group that results from `change` (a new group with `key` and `id` when
     /// there is no current one), stamping written families with `now`.
     pub fn build(
@@ -116,6 +183,7 @@ impl Group {
         change: &GroupChange<'_>,
         now: Timestamp,
         interner: &impl Interner,
+        meta: GroupMeta,
     ) -> Group {
         let kept: Vec<&StoredFamily> = change
             .current
@@ -152,16 +220,24 @@ impl Group {
                 kind: family.kind,
                 pushed_at: family.pushed_at.unwrap_or(now),
                 legacy_label_names: family.legacy_label_names,
+                count: family.count as u32,
                 start: start as u32,
                 len: family.encoded.len() as u32,
             });
         }
         families.sort_by(|a, b| a.name.cmp(&b.name));
+        let series = families
+            .iter()
+            .filter(|f| !is_timestamp_gauge(&f.name))
+            .map(|f| f.count)
+            .sum();
         Group {
             key: key.clone(),
             id,
             families: families.into_boxed_slice(),
             data: data.into_boxed_slice(),
+            meta,
+            series,
         }
     }
 

@@ -13,6 +13,7 @@ mod consistency;
 mod encoding;
 mod errors;
 mod group;
+mod limits;
 mod memory;
 mod prepare;
 mod restore;
@@ -20,24 +21,27 @@ mod series;
 mod snapshot;
 mod view;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use backend::{
-    Backend, Commit, Discard, PersistedFamily, Record, Sink, StoreError, Withdrawal,
+    Backend, Commit, Discard, PersistedFamily, PersistedGroup, Record, Sink, StoreError, Withdrawal,
 };
 pub use consistency::OwnFamily;
 pub use encoding::{CorruptMetrics, MetricIter};
 pub use errors::{Inconsistencies, Inconsistency, Rejection};
-pub use group::{Group, GroupId, MAX_GROUP_BYTES, StoredFamily};
+pub use group::{Group, GroupId, GroupMeta, Holder, MAX_GROUP_BYTES, StoredFamily};
+pub use limits::{Limit, LimitExceeded, Policy, Quota, QuotaLimit};
 pub use memory::Memory;
 pub use prepare::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP};
 pub use snapshot::{MergedFamily, Snapshot};
-pub use view::View;
+pub use view::{Applied, Totals, View};
 
 use prepare::{PreparedFamily, prepare};
 
 use crate::model::proto::MetricFamily;
-use crate::model::{GroupingKey, Timestamp};
+use crate::model::{GroupingKey, Selector, Timestamp};
 
 /// PUT replaces the whole group; POST replaces only the families it pushes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +57,12 @@ pub struct Push {
     pub families: Vec<MetricFamily>,
     pub mode: PushMode,
     pub time: Timestamp,
+    /// `Pushgateway-Expire-After`, if the push carries one (zero: never).
+    pub expire_after: Option<Duration>,
+    /// Who pushes, as the authorization rules name the requester (with an authorization
+    /// file), and what the rules let it hold.
+    pub holder: Option<Holder>,
+    pub quota: Option<Quota>,
 }
 
 /// A push turned into what the store keeps, or the reason it cannot be kept (which the store
@@ -62,6 +72,9 @@ pub struct PreparedPush {
     key: GroupingKey,
     mode: PushMode,
     time: Timestamp,
+    expire_after: Option<Duration>,
+    holder: Option<Holder>,
+    quota: Option<Quota>,
     families: Result<Vec<PreparedFamily>, Rejection>,
 }
 
@@ -73,6 +86,15 @@ pub enum Change {
     Delete(GroupingKey),
     /// Deletes every group (the admin API's wipe).
     Wipe,
+    /// Deletes every group the selector matches (of those in `only`, when given), in one step.
+    DeleteMatching {
+        selector: Selector,
+        only: Option<BTreeSet<GroupingKey>>,
+    },
+    /// Deletes every group whose deadline is `now` or earlier.
+    Expire {
+        now: Timestamp,
+    },
 }
 
 /// The store the HTTP layer talks to.
@@ -103,22 +125,52 @@ impl Store {
             key: push.key,
             mode: push.mode,
             time: push.time,
+            expire_after: push.expire_after,
+            holder: push.holder,
+            quota: push.quota,
         }
     }
 
     /// Applies a push, or refuses it; answers once the backend has kept it.
     pub async fn push(&self, push: PreparedPush) -> Result<(), StoreError> {
-        self.backend.commit(Change::Push(push)).await
+        self.backend.commit(Change::Push(push)).await.map(drop)
     }
 
     /// Deletes exactly the group with this key; answers once the backend has kept that.
     pub async fn delete(&self, key: GroupingKey) -> Result<(), StoreError> {
-        self.backend.commit(Change::Delete(key)).await
+        self.backend.commit(Change::Delete(key)).await.map(drop)
     }
 
     /// Deletes every group; answers once the backend has kept that.
     pub async fn wipe(&self) -> Result<(), StoreError> {
-        self.backend.commit(Change::Wipe).await
+        self.backend.commit(Change::Wipe).await.map(drop)
+    }
+
+    /// Deletes every group the selector matches (of `only`, when given) in one step; answers
+    /// with the groups deleted once the backend has kept that.
+    pub async fn delete_matching(
+        &self,
+        selector: Selector,
+        only: Option<BTreeSet<GroupingKey>>,
+    ) -> Result<Vec<GroupingKey>, StoreError> {
+        let change = Change::DeleteMatching { selector, only };
+        Ok(self.backend.commit(change).await?.deleted)
+    }
+
+    /// Deletes the groups whose deadline has passed; answers with them once the backend has
+    /// kept that.
+    pub async fn expire(&self, now: Timestamp) -> Result<Vec<GroupingKey>, StoreError> {
+        Ok(self.backend.commit(Change::Expire { now }).await?.deleted)
+    }
+
+    /// The soonest time a group expires, if any does.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.view.next_deadline()
+    }
+
+    /// How many groups and series the store holds.
+    pub fn totals(&self) -> Totals {
+        self.view.totals()
     }
 
     /// A consistent view of every group as of now.

@@ -23,6 +23,11 @@ pub const PUSH_TIME_HELP: &str =
 pub const PUSH_FAILURE_TIME_HELP: &str =
     "Last Unix time when changing this group in the Pushgateway failed.";
 
+/// Whether a family is one of the two gauges the store maintains per group.
+pub fn is_timestamp_gauge(name: &str) -> bool {
+    name == PUSH_TIME || name == PUSH_FAILURE_TIME
+}
+
 /// A family ready to be stored.
 #[derive(Debug, Clone)]
 pub struct PreparedFamily {

@@ -16,9 +16,10 @@ use std::sync::{Condvar, Mutex};
 use prost::Message;
 use prost::encoding::{decode_varint, encoded_len_varint};
 
-use super::PersistedFamily;
+use super::backend::{PersistedFamily, PersistedGroup};
 use super::encoding::MetricIter;
 use super::errors::{Inconsistency, metric_text};
+use super::group::GroupMeta;
 use super::prepare::{PreparedFamily, ValuePresence, metric_problem, problem_kind};
 use super::series::{SeriesIdHasher, series_id_of};
 use crate::model::GroupingKey;
@@ -28,7 +29,7 @@ use crate::model::proto::{
 
 /// Groups with their families prepared, in the order given.
 struct PreparedGroups {
-    groups: Vec<(GroupingKey, Vec<PreparedFamily>)>,
+    groups: Vec<(GroupingKey, GroupMeta, Vec<PreparedFamily>)>,
     /// Metrics that did not decode, in the order met.
     unreadable: Vec<Inconsistency>,
 }
@@ -42,9 +43,9 @@ const GROUPS_PER_RUN: usize = 256;
 /// of the one being applied; this thread prepares too when it would otherwise wait. Returns
 /// the metrics that did not decode, in order.
 pub(super) fn prepare_in_order(
-    groups: Vec<(GroupingKey, Vec<PersistedFamily>)>,
+    groups: Vec<PersistedGroup>,
     checked: bool,
-    mut apply: impl FnMut(GroupingKey, Vec<PreparedFamily>),
+    mut apply: impl FnMut(GroupingKey, GroupMeta, Vec<PreparedFamily>),
 ) -> Vec<Inconsistency> {
     let mut runs = VecDeque::new();
     let mut rest = groups.into_iter();
@@ -98,8 +99,8 @@ pub(super) fn prepare_in_order(
                 }
             };
             unreadable.extend(prepared.unreadable);
-            for (key, families) in prepared.groups {
-                apply(key, families);
+            for (key, meta, families) in prepared.groups {
+                apply(key, meta, families);
             }
         }
     });
@@ -112,10 +113,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// About how many series `groups` hold, from the framing of their metrics alone: enough to
 /// size the index once instead of growing it step by step, rehashing everything each time.
-pub(super) fn series_estimate(groups: &[(GroupingKey, Vec<PersistedFamily>)]) -> usize {
+pub(super) fn series_estimate(groups: &[PersistedGroup]) -> usize {
     groups
         .iter()
-        .flat_map(|(_, families)| families)
+        .flat_map(|group| &group.families)
         .map(|family| {
             let mut rest: &[u8] = &family.metrics;
             let mut count = 0;
@@ -127,17 +128,18 @@ pub(super) fn series_estimate(groups: &[(GroupingKey, Vec<PersistedFamily>)]) ->
         .sum()
 }
 
-fn prepare_run(groups: Vec<(GroupingKey, Vec<PersistedFamily>)>, checked: bool) -> PreparedGroups {
+fn prepare_run(groups: Vec<PersistedGroup>, checked: bool) -> PreparedGroups {
     let mut unreadable = Vec::new();
     let groups = groups
         .into_iter()
-        .map(|(key, families)| {
-            let mut prepared: Vec<PreparedFamily> = families
+        .map(|group| {
+            let mut prepared: Vec<PreparedFamily> = group
+                .families
                 .into_iter()
                 .map(|family| prepare_restored(family, checked, &mut unreadable))
                 .collect();
             prepared.sort_by(|a, b| a.name.cmp(&b.name));
-            (key, prepared)
+            (group.key, group.meta, prepared)
         })
         .collect();
     PreparedGroups { groups, unreadable }
@@ -605,13 +607,21 @@ mod tests {
                 )],
             ),
         ];
-        let store = crate::store::View::new(&own, true);
+        let groups: Vec<PersistedGroup> = groups
+            .into_iter()
+            .map(|(key, families)| PersistedGroup {
+                key,
+                meta: GroupMeta::default(),
+                families,
+            })
+            .collect();
+        let store = crate::store::View::new(&own, true, Default::default());
         let found = store.restore(groups.clone());
         assert!(found.0.len() >= 6, "{found}");
         assert_eq!(found, validate(&store.snapshot(), &own));
         // The index the store ends with is the one pushes would have built: the same
         // problems for a group pushed again.
-        let again = crate::store::View::new(&own, true);
+        let again = crate::store::View::new(&own, true, Default::default());
         let mut reversed = groups;
         reversed.reverse();
         assert_eq!(

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use imbl::OrdMap;
 
@@ -9,12 +10,14 @@ use super::consistency::{Index, OwnFamily};
 use super::errors::{Inconsistencies, Inconsistency};
 use super::group::{Group, GroupChange, GroupId, Interner, StoredFamily};
 use super::prepare::PreparedFamily;
-use crate::model::{GroupingKey, HelpText, MetricName, MetricType};
+use crate::model::{GroupingKey, HelpText, MetricName, MetricType, Timestamp};
 
 #[derive(Clone)]
 pub struct Snapshot {
     generation: u64,
     groups: OrdMap<GroupingKey, Arc<Group>>,
+    /// `--push.expire-after`, for groups without an expiry of their own.
+    expire_after: Duration,
 }
 
 /// All groups' families of one name, as a scrape shows them: one family, its metrics taken
@@ -29,8 +32,26 @@ pub struct MergedFamily<'a> {
 }
 
 impl Snapshot {
-    pub(super) fn new(generation: u64, groups: OrdMap<GroupingKey, Arc<Group>>) -> Self {
-        Snapshot { generation, groups }
+    pub(super) fn new(
+        generation: u64,
+        groups: OrdMap<GroupingKey, Arc<Group>>,
+        expire_after: Duration,
+    ) -> Self {
+        Snapshot {
+            generation,
+            groups,
+            expire_after,
+        }
+    }
+
+    /// When a group expires; `None`: never.
+    pub fn deadline(&self, group: &Group) -> Option<Timestamp> {
+        group.deadline(self.expire_after)
+    }
+
+    /// The expiry a group has: its own, or the default.
+    pub fn expire_after(&self, group: &Group) -> Duration {
+        group.meta().expire_after.unwrap_or(self.expire_after)
     }
 
     /// Changes whenever the store changes.

@@ -1,21 +1,28 @@
-//! The view: every group in memory, the consistency index, and cheap snapshots for scrapes.
+//! The view: every group in memory, the consistency index, what limits and expiry need to
+//! know, and cheap snapshots for scrapes.
 //!
 //! Writers take one short lock: the expensive parts of a push (sanitising, validating,
 //! encoding) happen before it, and inside it the work is proportional to the push and the
 //! group it replaces, never to the whole store. Groups sit in a persistent map, so a snapshot
 //! is a constant-time clone that later writes do not disturb.
 //!
-//! Invariant: every change the view makes is handed to the backend's [`Sink`] inside the same
-//! critical section, so the backend sees changes in exactly the view's order.
+//! Invariants:
+//! - Every change the view makes is handed to the backend's [`Sink`] inside the same critical
+//!   section, so the backend sees changes in exactly the view's order.
+//! - Every change of the group map goes through [`State::insert_group`] and
+//!   [`State::remove_group`], which keep the counts (for limits) and the deadlines (for
+//!   expiry) in step with it.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use imbl::OrdMap;
 
-use super::backend::{Discard, PersistedFamily, Record, Sink, StoreError, Withdrawal};
+use super::backend::{Discard, PersistedGroup, Record, Sink, StoreError, Withdrawal};
 use super::consistency::{Index, OwnFamily};
 use super::errors::Inconsistencies;
-use super::group::{Group, GroupChange, GroupId, MAX_GROUP_BYTES, StoredFamily};
+use super::group::{Group, GroupChange, GroupId, GroupMeta, MAX_GROUP_BYTES, StoredFamily};
+use super::limits::{self, Counts, Policy};
 use super::prepare::{PUSH_FAILURE_TIME, PUSH_TIME, PreparedFamily};
 use super::series::SeriesId;
 use super::snapshot::{self, Snapshot};
@@ -37,12 +44,31 @@ struct State {
     /// Set when restored data is inconsistent (written with the check off, or by upstream):
     /// then, as upstream, every push is refused and scrapes fail until deletes repair it.
     inconsistent: Option<Inconsistencies>,
+    policy: Policy,
+    counts: Counts,
+    /// When each group that expires does so, soonest first.
+    deadlines: BTreeSet<(Timestamp, GroupingKey)>,
+}
+
+/// What a change did, as far as its caller needs to know.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The groups a deletion, an expiry or a bulk deletion removed.
+    pub deleted: Vec<GroupingKey>,
+}
+
+/// The store's totals, for the gateway's own metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub groups: usize,
+    pub series: usize,
 }
 
 /// A write the view is about to apply to one group.
 struct Write {
     families: Vec<PreparedFamily>,
     replace_all: bool,
+    meta: GroupMeta,
 }
 
 /// PUT keeps only this family of the old group (the push time is always written anew).
@@ -50,9 +76,9 @@ const KEPT_ON_REPLACE: &[&str] = &[PUSH_FAILURE_TIME];
 
 impl View {
     /// A view that rejects inconsistent pushes when `check` is set, as upstream does unless
-    /// `--push.disable-consistency-check` is given. `own` lists the gateway's own families,
-    /// which pushes must not contradict.
-    pub fn new(own: &[OwnFamily], check: bool) -> Self {
+    /// `--push.disable-consistency-check` is given, and enforces `policy`. `own` lists the
+    /// gateway's own families, which pushes must not contradict.
+    pub fn new(own: &[OwnFamily], check: bool, policy: Policy) -> Self {
         View {
             state: Mutex::new(State {
                 groups: OrdMap::new(),
@@ -60,6 +86,9 @@ impl View {
                 generation: 0,
                 next_group_id: 1,
                 inconsistent: None,
+                policy,
+                counts: Counts::default(),
+                deadlines: BTreeSet::new(),
             }),
             own: own.into(),
             check,
@@ -78,7 +107,7 @@ impl View {
     /// those before it, which is what pushing them one by one into an empty store would find;
     /// the index is then the view's own. Preparing the families (decoding, identities) runs
     /// on the other cores ahead of applying.
-    pub fn restore(&self, groups: Vec<(GroupingKey, Vec<PersistedFamily>)>) -> Inconsistencies {
+    pub fn restore(&self, groups: Vec<PersistedGroup>) -> Inconsistencies {
         let groups = in_key_order(groups);
         let mut state = self.lock();
         if self.check {
@@ -87,10 +116,11 @@ impl View {
                 .reserve_series(restore::series_estimate(&groups));
         }
         let mut problems = Inconsistencies::default();
-        let unreadable = restore::prepare_in_order(groups, self.check, |key, families| {
+        let unreadable = restore::prepare_in_order(groups, self.check, |key, meta, families| {
             let write = Write {
                 families,
                 replace_all: true,
+                meta,
             };
             let current = state.groups.get(&key).cloned();
             if self.check && current.is_none() {
@@ -114,29 +144,54 @@ impl View {
     /// Checks `change` and applies it, handing every resulting record to `sink` before the
     /// lock is released.
     ///
-    /// A refused push still changes the group, as upstream's does: `push_failure_time_seconds`
-    /// is set to the push time, and a group that did not exist is created with
-    /// `push_time_seconds 0`, so that failed pushes can be alerted on.
-    pub fn apply(&self, change: Change, sink: &mut dyn Sink) -> Result<(), StoreError> {
+    /// A push refused as invalid or inconsistent still changes the group, as upstream's does:
+    /// `push_failure_time_seconds` is set to the push time, and a group that did not exist is
+    /// created with `push_time_seconds 0`, so that failed pushes can be alerted on. A push
+    /// refused by a limit changes nothing.
+    pub fn apply(&self, change: Change, sink: &mut dyn Sink) -> Result<Applied, StoreError> {
         let mut state = self.lock();
         sink.admit()?;
-        match change {
-            Change::Push(push) => state.push(push, self.check, sink),
+        let result = match change {
+            Change::Push(push) => state
+                .push(push, self.check, sink)
+                .map(|()| Applied::default()),
             Change::Delete(key) => {
-                state.remove(&key, sink);
-                state.revalidate_if_inconsistent(&self.own, self.check);
-                Ok(())
+                let deleted = state.remove(&key, sink).into_iter().collect();
+                Ok(Applied { deleted })
             }
             Change::Wipe => {
                 // A push racing with the wipe lands either before (and is wiped) or after.
                 let keys: Vec<GroupingKey> = state.groups.keys().cloned().collect();
-                for key in &keys {
-                    state.remove(key, sink);
-                }
-                state.revalidate_if_inconsistent(&self.own, self.check);
-                Ok(())
+                Ok(state.remove_all(keys, sink))
             }
+            Change::DeleteMatching { selector, only } => {
+                let keys: Vec<GroupingKey> = state
+                    .groups
+                    .keys()
+                    .filter(|key| selector.matches(key))
+                    .filter(|key| only.as_ref().is_none_or(|only| only.contains(*key)))
+                    .cloned()
+                    .collect();
+                Ok(state.remove_all(keys, sink))
+            }
+            Change::Expire { now } => {
+                let keys: Vec<GroupingKey> = state
+                    .deadlines
+                    .iter()
+                    .take_while(|(deadline, _)| *deadline <= now)
+                    .map(|(_, key)| key.clone())
+                    .collect();
+                Ok(state.remove_all(keys, sink))
+            }
+        };
+        sink.finish();
+        if result
+            .as_ref()
+            .is_ok_and(|applied| !applied.deleted.is_empty())
+        {
+            state.revalidate_if_inconsistent(&self.own, self.check);
         }
+        result
     }
 
     /// Undoes changes that the backend could not keep. `take` runs under the view's lock, so
@@ -156,6 +211,20 @@ impl View {
         count
     }
 
+    /// The soonest time a group expires, if any does.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.lock().deadlines.first().map(|(deadline, _)| *deadline)
+    }
+
+    /// How many groups and series the store holds.
+    pub fn totals(&self) -> Totals {
+        let state = self.lock();
+        Totals {
+            groups: state.counts.groups,
+            series: state.counts.series,
+        }
+    }
+
     /// A consistent view of every group as of now.
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot_with(|| ())
@@ -167,7 +236,11 @@ impl View {
     pub fn snapshot_with(&self, at_the_same_moment: impl FnOnce()) -> Snapshot {
         let state = self.lock();
         at_the_same_moment();
-        Snapshot::new(state.generation, state.groups.clone())
+        Snapshot::new(
+            state.generation,
+            state.groups.clone(),
+            state.policy.expire_after,
+        )
     }
 
     /// Whether a snapshot can be exposed, as upstream decides at every scrape: with the check
@@ -193,14 +266,13 @@ impl View {
 
 /// The groups sorted by key, the last one winning where a key repeats (as applying them in
 /// turn would leave it). Persistence hands them over sorted and unique already.
-fn in_key_order(
-    groups: Vec<(GroupingKey, Vec<PersistedFamily>)>,
-) -> Vec<(GroupingKey, Vec<PersistedFamily>)> {
-    if groups.is_sorted_by(|a, b| a.0 < b.0) {
+fn in_key_order(groups: Vec<PersistedGroup>) -> Vec<PersistedGroup> {
+    if groups.is_sorted_by(|a, b| a.key < b.key) {
         return groups;
     }
-    let unique: std::collections::BTreeMap<_, _> = groups.into_iter().collect();
-    unique.into_iter().collect()
+    let unique: std::collections::BTreeMap<_, _> =
+        groups.into_iter().map(|g| (g.key.clone(), g)).collect();
+    unique.into_values().collect()
 }
 
 impl Write {
@@ -254,15 +326,30 @@ impl State {
             }
         };
         let current = self.groups.get(&push.key).cloned();
+        let meta = GroupMeta {
+            expire_after: push
+                .expire_after
+                .or_else(|| current.as_ref().and_then(|g| g.meta().expire_after)),
+            holder: push.holder.clone(),
+        };
         let mut write = Write {
             families,
             replace_all: push.mode == PushMode::Replace,
+            meta,
         };
         write.add_timestamp(&push.key, PUSH_TIME, push.time, check);
         if current.is_none() {
             write.add_timestamp(&push.key, PUSH_FAILURE_TIME, Timestamp::ZERO, check);
         }
         let change = write.change(current.as_deref());
+        limits::check(
+            &self.policy,
+            &self.counts,
+            current.as_deref(),
+            Group::series_after(&change),
+            push.holder.as_ref(),
+            push.quota.as_ref(),
+        )?;
         let rejection = if Group::size_after(&change) > MAX_GROUP_BYTES {
             Some(Rejection::GroupTooLarge)
         } else if check {
@@ -308,6 +395,7 @@ impl State {
             &write.change(current.as_deref()),
             time,
             &self.index,
+            write.meta.clone(),
         );
         for written in &write.families {
             if let Some(stored) = group.family(&written.name) {
@@ -322,7 +410,7 @@ impl State {
         }
         let group = Arc::new(group);
         sink.record(Record::Written(&group), current.as_ref());
-        self.groups.insert(key.clone(), group);
+        self.insert_group(key, group);
         self.generation += 1;
     }
 
@@ -331,13 +419,21 @@ impl State {
     fn apply_new_checked(&mut self, key: &GroupingKey, write: Write) -> Inconsistencies {
         let id = self.new_group_id();
         let change = write.change(None);
-        let group = Group::build(key, id, &change, Timestamp::ZERO, &self.index);
+        let group = Group::build(
+            key,
+            id,
+            &change,
+            Timestamp::ZERO,
+            &self.index,
+            write.meta.clone(),
+        );
         let problems = self.index.check_and_add_new(id, &change, &group);
-        self.groups.insert(key.clone(), Arc::new(group));
+        self.insert_group(key, Arc::new(group));
         self.generation += 1;
         problems
     }
 
+    /// Records a failed push in the group (its holder and expiry stay as they were).
     fn record_failure(
         &mut self,
         key: &GroupingKey,
@@ -349,6 +445,10 @@ impl State {
         let mut write = Write {
             families: Vec::new(),
             replace_all: false,
+            meta: current
+                .as_ref()
+                .map(|g| g.meta().clone())
+                .unwrap_or_default(),
         };
         write.add_timestamp(key, PUSH_FAILURE_TIME, time, check);
         if current.is_none() {
@@ -363,18 +463,26 @@ impl State {
         self.apply(key, current, write, time, sink);
     }
 
-    fn remove(&mut self, key: &GroupingKey, sink: &mut dyn Sink) {
-        let Some(group) = self.groups.remove(key) else {
-            return;
-        };
+    /// Removes a group, if it exists; returns its key then.
+    fn remove(&mut self, key: &GroupingKey, sink: &mut dyn Sink) -> Option<GroupingKey> {
+        let group = self.remove_group(key)?;
         self.unindex(&group);
         self.generation += 1;
         sink.record(Record::Deleted(key), Some(&group));
+        Some(key.clone())
+    }
+
+    fn remove_all(&mut self, keys: Vec<GroupingKey>, sink: &mut dyn Sink) -> Applied {
+        let deleted = keys
+            .iter()
+            .filter_map(|key| self.remove(key, sink))
+            .collect();
+        Applied { deleted }
     }
 
     /// Puts a group back as it was (or removes it), keeping the index in step.
     fn set(&mut self, key: &GroupingKey, group: Option<Arc<Group>>) {
-        if let Some(current) = self.groups.remove(key) {
+        if let Some(current) = self.remove_group(key) {
             self.unindex(&current);
         }
         if let Some(group) = group {
@@ -388,9 +496,31 @@ impl State {
                     &series,
                 );
             }
-            self.groups.insert(key.clone(), group);
+            self.insert_group(key, group);
         }
         self.generation += 1;
+    }
+
+    /// Puts `group` into the map in place of any group of that key, keeping counts and
+    /// deadlines in step.
+    fn insert_group(&mut self, key: &GroupingKey, group: Arc<Group>) {
+        self.remove_group(key);
+        self.counts.add(&group);
+        if let Some(deadline) = group.deadline(self.policy.expire_after) {
+            self.deadlines.insert((deadline, key.clone()));
+        }
+        self.groups.insert(key.clone(), group);
+    }
+
+    /// Takes a group out of the map, keeping counts and deadlines in step.
+    fn remove_group(&mut self, key: &GroupingKey) -> Option<Arc<Group>> {
+        let group = self.groups.remove(key)?;
+        self.counts.remove(&group);
+        // The deadline follows from the group and the policy, neither of which changes.
+        if let Some(deadline) = group.deadline(self.policy.expire_after) {
+            self.deadlines.remove(&(deadline, key.clone()));
+        }
+        Some(group)
     }
 
     fn unindex(&mut self, group: &Group) {
@@ -420,7 +550,11 @@ impl State {
     /// Checks the whole store again; when it is consistent, rebuilds the index from scratch
     /// (its counts may be off after inconsistent data) and leaves the inconsistent state.
     fn revalidate(&mut self, own: &[OwnFamily], check: bool) {
-        let snapshot = Snapshot::new(self.generation, self.groups.clone());
+        let snapshot = Snapshot::new(
+            self.generation,
+            self.groups.clone(),
+            self.policy.expire_after,
+        );
         let problems = snapshot::validate(&snapshot, own);
         if !problems.is_empty() {
             self.inconsistent = Some(problems);

@@ -25,6 +25,10 @@ pub const BUILD_INFO: &str = "pushgateway_build_info";
 pub const HTTP_REQUESTS: &str = "pushgateway_http_requests_total";
 pub const HTTP_REJECTED: &str = "pushgateway_http_requests_rejected_total";
 pub const PUSH_DURATION: &str = "pushgateway_http_push_duration_seconds";
+pub const PUSH_REFUSED: &str = "pushgateway_push_refused_total";
+pub const GROUPS_EXPIRED: &str = "pushgateway_groups_expired_total";
+pub const STORE_GROUPS: &str = "pushgateway_store_groups";
+pub const STORE_SERIES: &str = "pushgateway_store_series";
 pub const PUSH_SIZE: &str = "pushgateway_http_push_size_bytes";
 pub const TLS_CONNECTIONS: &str = "pushgateway_tls_connections_total";
 pub const TLS_HANDSHAKE_ERRORS: &str = "pushgateway_tls_handshake_errors_total";
@@ -131,6 +135,22 @@ const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
         PUSH_SIZE,
         MetricType::Summary,
         "HTTP request size for pushes to the Pushgateway.",
+    ),
+    (
+        PUSH_REFUSED,
+        MetricType::Counter,
+        "Pushes refused by a limit or quota, by reason (max_groups, max_series, max_series_per_group, quota_groups, quota_series).",
+    ),
+    (
+        GROUPS_EXPIRED,
+        MetricType::Counter,
+        "Groups deleted because their last successful push was older than their expiry.",
+    ),
+    (STORE_GROUPS, MetricType::Gauge, "Groups the store holds."),
+    (
+        STORE_SERIES,
+        MetricType::Gauge,
+        "Series the store holds (pushed metrics; the push_time_seconds and push_failure_time_seconds gauges not counted).",
     ),
     (
         HTTP_REJECTED,

@@ -17,7 +17,7 @@
     expanded: 'pushgateway.expanded',
   };
   const LEGACY_LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-  const GROUP_KEYS = new Set(['labels', 'last_push_successful']);
+  const GROUP_KEYS = new Set(['labels', 'last_push_successful', 'expiry']);
   const PUSH_TIME = 'push_time_seconds';
   const PUSH_FAILURE_TIME = 'push_failure_time_seconds';
 
@@ -142,6 +142,18 @@
     const hours = Math.floor(minutes / 60);
     if (hours < 48) return `${plural(hours, 'hour')} ago`;
     return `${plural(Math.floor(hours / 24), 'day')} ago`;
+  }
+
+  // "in 4 minutes", "any moment now" (expiry is at most a second late).
+  function until(ms, now) {
+    const seconds = Math.floor((ms - now) / 1000);
+    if (seconds < 1) return 'any moment now';
+    if (seconds < 60) return `in ${plural(seconds, 'second')}`;
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return `in ${plural(minutes, 'minute')}`;
+    const hours = Math.floor(minutes / 60);
+    if (hours < 48) return `in ${plural(hours, 'hour')}`;
+    return `in ${plural(Math.floor(hours / 24), 'day')}`;
   }
 
   function formatDuration(ms) {
@@ -287,6 +299,8 @@
       labels,
       families,
       lastPushOk: raw.last_push_successful !== false,
+      expiresAt: parseTime(raw.expiry?.expires_at),
+      expireAfter: raw.expiry?.expire_after ?? null,
       pushTime: gaugeSeconds(raw[PUSH_TIME]),
       failureTime: gaugeSeconds(raw[PUSH_FAILURE_TIME]),
       searchText: [
@@ -339,6 +353,33 @@
       text: 'Delete group',
       'aria-label': `Delete group ${formatLabels(group.labels)}`,
     });
+    const job = group.labels.job ?? '';
+    const removeJob = h('button', {
+      type: 'button',
+      class: 'btn btn-danger btn-sm',
+      testid: 'delete-job',
+      text: 'Delete job',
+      title: `Delete every group of job ${quote(job)}`,
+      'aria-label': `Delete every group of job ${quote(job)}`,
+      hidden: !state.adminApi,
+    });
+    const expiry =
+      group.expiresAt === null
+        ? null
+        : h(
+            'span',
+            {
+              class: 'muted',
+              testid: 'expiry',
+              title: `Deleted when not pushed for ${group.expireAfter}`,
+            },
+            'expires ',
+            h('time', {
+              datetime: absoluteTime(group.expiresAt),
+              'data-until': group.expiresAt,
+              text: until(group.expiresAt, Date.now()),
+            }),
+          );
     const failed = group.lastPushOk
       ? null
       : h('span', {
@@ -374,8 +415,10 @@
           failed,
           stale,
           timeElement(group.pushTime, 'last push'),
+          expiry,
           h('span', { class: 'muted', text: plural(group.families.length, 'metric') }),
           remove,
+          removeJob,
         ),
       ),
       body,
@@ -395,6 +438,7 @@
       saveExpansion();
     });
     remove.addEventListener('click', () => confirmDeleteGroup(group, remove));
+    removeJob.addEventListener('click', () => confirmDeleteJob(job));
     return card;
   }
 
@@ -570,6 +614,10 @@
       const text = ago(Number(node.dataset.since), now);
       if (node.textContent !== text) node.textContent = text;
     }
+    for (const node of document.querySelectorAll('time[data-until]')) {
+      const text = until(Number(node.dataset.until), now);
+      if (node.textContent !== text) node.textContent = text;
+    }
     const cards = $('groups').children;
     state.groups.forEach((group, i) => {
       const stale = isStale(group, now);
@@ -585,6 +633,9 @@
   }
 
   function updateDeleteAll() {
+    for (const button of document.querySelectorAll('[data-testid="delete-job"]')) {
+      button.hidden = !state.adminApi;
+    }
     const button = $('delete-all');
     button.hidden = !state.adminApi;
     button.disabled = state.groups.length === 0;
@@ -727,6 +778,24 @@
           showAlert('delete', `Could not delete the group ${formatLabels(group.labels)}: ${err.message}`);
           button.disabled = false;
           button.textContent = 'Delete group';
+        }
+      },
+    );
+  }
+
+  function confirmDeleteJob(job) {
+    const count = state.groups.filter((g) => (g.labels.job ?? '') === job).length;
+    askToConfirm(
+      [`Delete all metrics of all ${plural(count, 'group')} of job `, h('code', { text: quote(job) }), '?'],
+      async () => {
+        // JSON's string syntax is a subset of the selector's.
+        const selector = `{job=${JSON.stringify(job)}}`;
+        try {
+          await request('DELETE', `api/v1/groups?match=${encodeURIComponent(selector)}`);
+          clearAlert('delete');
+          await reloadUntil(() => !state.groups.some((g) => (g.labels.job ?? '') === job));
+        } catch (err) {
+          showAlert('delete', `Could not delete the groups of job ${quote(job)}: ${err.message}`);
         }
       },
     );
