@@ -1,7 +1,7 @@
 //! The request guard: HTTP middleware every route runs behind when a web configuration is
 //! given. In order: the rate limit (429), the client certificate the handshake could not demand
 //! (403), basic auth (401); then the configured headers go on the answer. Each request is
-//! judged by the configuration in service when it arrives.
+//! judged by the configuration in service when it arrives (see [`crate::reload`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +36,10 @@ pub async fn guard(
             return plain_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
         }
     }
-    let config = security.current.load_full();
+    // The guard uses only what the file itself says (users, headers, whether a certificate is
+    // required), so it looks at that file alone; the certificate, key and CA files count for
+    // handshakes, where the acceptor looks at every file.
+    let config = security.config.current_own().await;
     let client_certificate = request
         .extensions()
         .get::<ClientCertificateInfo>()

@@ -2,10 +2,12 @@
 //! basic auth, response headers, rate limit), served with rustls.
 //!
 //! Upstream re-reads the file on every request and rebuilds TLS on every handshake. We load it
-//! once, watch the file and the certificates it names, and swap in a new version when one
-//! changes, so a rotated certificate, a new CA, user or header takes effect for the next
-//! connection or request. A broken new version is logged and counted, and the last good one
-//! stays in service (upstream would answer 500). As upstream, whether TLS is on, HTTP/2 and
+//! once; every TLS handshake first looks at the file and the certificate, key and CA files it
+//! names, and every request at the file (their metadata; see [`crate::reload`]). When one
+//! changed, they are loaded again before the handshake or request goes on, so a rotated
+//! certificate or CA, a new user, password or header counts from the very next connection or
+//! request, and the file is parsed only when it changed. A broken new version is logged and counted, and the last good
+//! one stays in service (upstream would answer 500). As upstream, whether TLS is on, HTTP/2 and
 //! the rate limit are fixed at start-up.
 //!
 //! This file holds one loaded version ([`WebConfig`]) and the configuration in service
@@ -25,7 +27,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue};
 
 pub use acceptor::{Acceptor, ClientCertificateInfo};
@@ -36,7 +37,7 @@ pub use guard::guard;
 pub use identity::{CertificateIdentity, ClientCertificate, Identity};
 pub use tls::{TlsPolicy, TlsState, crypto_provider};
 
-use crate::reload::{FileSet, ReloadReport};
+use crate::reload::{FileReads, Loader, ReloadReport, Reloadable};
 use crate::telemetry::{self, Telemetry};
 use auth::{Authenticator, Users};
 use file::WebConfigFile;
@@ -51,15 +52,18 @@ pub struct WebConfig {
     rate_limit: Option<(Duration, u32)>,
     /// About settings that were accepted but cannot take effect.
     warnings: Vec<String>,
-    /// The file and the certificate files it names, for change detection.
-    watched: Vec<PathBuf>,
 }
 
 impl WebConfig {
     /// Reads and checks the file, in upstream's order: YAML and the names in it, headers, user
-    /// hashes, then TLS.
-    fn load(path: &Path, policy: TlsPolicy) -> Result<WebConfig, WebConfigError> {
-        let content = std::fs::read_to_string(path)
+    /// hashes, then TLS. Every file is read through `files`.
+    fn load(
+        path: &Path,
+        policy: TlsPolicy,
+        files: &mut FileReads,
+    ) -> Result<WebConfig, WebConfigError> {
+        let content = files
+            .read_to_string(path)
             .map_err(|e| WebConfigError::Io(errors::open_error(path, &e)))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let file = WebConfigFile::parse(&content, dir)?;
@@ -81,22 +85,16 @@ impl WebConfig {
         let http2 = http.http2.unwrap_or(true);
         let mut warnings = Vec::new();
         let tls = if tls::is_enabled(&tls_file) {
-            Some(tls::server_config(&tls_file, http2, policy, &mut warnings)?)
+            Some(tls::server_config(
+                &tls_file,
+                http2,
+                policy,
+                files,
+                &mut warnings,
+            )?)
         } else {
             None
         };
-        let mut watched = vec![path.to_path_buf()];
-        watched.extend(
-            [
-                &tls_file.cert_file,
-                &tls_file.key_file,
-                &tls_file.client_ca_file,
-            ]
-            .into_iter()
-            .flatten()
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from),
-        );
         Ok(WebConfig {
             tls,
             users,
@@ -104,7 +102,6 @@ impl WebConfig {
             http2,
             rate_limit,
             warnings,
-            watched,
         })
     }
 
@@ -154,19 +151,52 @@ fn check_headers(
     Ok(checked)
 }
 
-const REPORT: ReloadReport = ReloadReport {
-    what: "web configuration",
-    reloads_total: telemetry::WEB_CONFIG_RELOADS,
-    last_reload_successful: telemetry::WEB_CONFIG_LAST_RELOAD_OK,
-    last_reload_success_time: telemetry::WEB_CONFIG_LAST_RELOAD_TIME,
-};
+/// How the file is loaded while the gateway runs.
+struct WebConfigLoader {
+    path: PathBuf,
+    policy: TlsPolicy,
+}
+
+impl Loader for WebConfigLoader {
+    type Value = WebConfig;
+    type Error = WebConfigError;
+
+    const REPORT: ReloadReport = ReloadReport {
+        what: "web configuration",
+        reloads_total: telemetry::WEB_CONFIG_RELOADS,
+        last_reload_successful: telemetry::WEB_CONFIG_LAST_RELOAD_OK,
+        last_reload_success_time: telemetry::WEB_CONFIG_LAST_RELOAD_TIME,
+    };
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load(&self, files: &mut FileReads) -> Result<WebConfig, WebConfigError> {
+        WebConfig::load(&self.path, self.policy, files)
+    }
+
+    fn check_reload(&self, current: &WebConfig, new: &WebConfig) -> Result<(), WebConfigError> {
+        if new.tls.is_some() != current.tls.is_some() {
+            return Err(WebConfigError::FixedAtStartUp("Switching TLS on or off"));
+        }
+        if new.http2 != current.http2 {
+            return Err(WebConfigError::FixedAtStartUp("http_server_config.http2"));
+        }
+        Ok(())
+    }
+
+    fn in_service(&self, config: &WebConfig, telemetry: &Telemetry) {
+        for warning in &config.warnings {
+            tracing::warn!(file = %self.path.display(), "{warning}");
+        }
+        telemetry.set(telemetry::TLS_FIPS_MODE, &[], config.fips_gauge());
+    }
+}
 
 /// The web configuration in service, shared by the listeners and the request guard.
 pub struct WebSecurity {
-    path: PathBuf,
-    policy: TlsPolicy,
-    current: ArcSwap<WebConfig>,
-    files: Mutex<FileSet>,
+    config: Reloadable<WebConfigLoader>,
     tls_enabled: bool,
     http2: bool,
     limiter: Option<Mutex<TokenBucket>>,
@@ -187,24 +217,19 @@ impl WebSecurity {
         telemetry: Arc<Telemetry>,
     ) -> Result<Arc<WebSecurity>, WebConfigError> {
         policy.certificate_optional_in_handshake = !open_paths.is_empty();
-        let config = WebConfig::load(path, policy)?;
-        for warning in &config.warnings {
-            tracing::warn!(file = %path.display(), "{warning}");
-        }
-        let files = FileSet::new(config.watched.clone());
-        let limiter = config
-            .rate_limit
-            .map(|(interval, burst)| Mutex::new(TokenBucket::new(interval, burst)));
-        REPORT.loaded(&telemetry);
-        telemetry.set(telemetry::TLS_FIPS_MODE, &[], config.fips_gauge());
-        Ok(Arc::new(WebSecurity {
+        let loader = WebConfigLoader {
             path: path.to_path_buf(),
             policy,
-            tls_enabled: config.tls.is_some(),
-            http2: config.http2,
-            current: ArcSwap::from_pointee(config),
-            files: Mutex::new(files),
-            limiter,
+        };
+        let config = Reloadable::start(loader, telemetry.clone())?;
+        let first = config.loaded();
+        Ok(Arc::new(WebSecurity {
+            tls_enabled: first.tls.is_some(),
+            http2: first.http2,
+            limiter: first
+                .rate_limit
+                .map(|(interval, burst)| Mutex::new(TokenBucket::new(interval, burst))),
+            config,
             authenticator: Authenticator::default(),
             telemetry,
             open_paths,
@@ -219,59 +244,19 @@ impl WebSecurity {
         self.http2
     }
 
-    /// The TLS configuration for a new connection.
-    pub fn tls(&self) -> Option<(Arc<rustls::ServerConfig>, bool)> {
-        let config = self.current.load();
+    /// The TLS configuration for a new connection, as the files are now.
+    pub async fn tls(&self) -> Option<(Arc<rustls::ServerConfig>, bool)> {
+        let config = self.config.current().await;
         config
             .tls
             .as_ref()
             .map(|t| (t.server.clone(), t.verifies_clients))
     }
 
-    /// Watches the files until the task is dropped.
+    /// Looks at the files every [`crate::reload::CHECK_INTERVAL`] until the task is dropped,
+    /// so that changes are loaded and reported while no request comes.
     pub async fn watch(self: Arc<Self>) {
-        crate::reload::poll(Arc::new(move || {
-            self.reload_if_changed();
-        }))
-        .await;
-    }
-
-    /// Loads the file again if it or a file it names changed. Returns whether a reload was
-    /// attempted.
-    pub fn reload_if_changed(&self) -> bool {
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if !files.changed() {
-            return false;
-        }
-        let result = WebConfig::load(&self.path, self.policy).and_then(|config| {
-            if config.tls.is_some() != self.tls_enabled {
-                return Err(WebConfigError::FixedAtStartUp("Switching TLS on or off"));
-            }
-            if config.http2 != self.http2 {
-                return Err(WebConfigError::FixedAtStartUp("http_server_config.http2"));
-            }
-            Ok(config)
-        });
-        // Whatever the outcome, remember what was seen, so that a broken file is reported once
-        // and retried only after the next change.
-        let watched = match &result {
-            Ok(config) => config.watched.clone(),
-            Err(_) => files.paths().cloned().collect(),
-        };
-        *files = FileSet::new(watched);
-        match result {
-            Ok(config) => {
-                for warning in &config.warnings {
-                    tracing::warn!(file = %self.path.display(), "{warning}");
-                }
-                self.telemetry
-                    .set(telemetry::TLS_FIPS_MODE, &[], config.fips_gauge());
-                self.current.store(Arc::new(config));
-                REPORT.reloaded(&self.telemetry, &self.path);
-            }
-            Err(err) => REPORT.refused(&self.telemetry, &self.path, &err),
-        }
-        true
+        self.config.clone().watch().await;
     }
 }
 

@@ -6,8 +6,9 @@
 //! - `verifiers`: how each client certificate policy judges what a client sends.
 //!
 //! Invariants: every configuration is built from [`crypto_provider`] (in a FIPS build, the
-//! FIPS module's, and a configuration rustls does not call FIPS is refused); nothing here holds
-//! state between loads.
+//! FIPS module's, and a configuration rustls does not call FIPS is refused); every file is read
+//! through the caller's [`crate::reload::FileReads`], so that a rotated certificate, key or CA
+//! is noticed; nothing here holds state between loads.
 
 mod go_names;
 mod server_config;

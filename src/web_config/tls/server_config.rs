@@ -11,6 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use super::crypto_provider;
 use super::go_names::{restrict_provider, versions};
 use super::verifiers::{ClientAuth, client_verifier};
+use crate::reload::FileReads;
 use crate::web_config::errors::{WebConfigError, open_error};
 use crate::web_config::file::TlsServerConfig;
 
@@ -53,21 +54,23 @@ pub fn is_enabled(tls: &TlsServerConfig) -> bool {
 
 /// Builds the server configuration, checking in upstream's order: certificate and key present,
 /// then loadable, then the client CA file, the client auth policy, and a CA without a policy.
-/// Warnings about settings that cannot take effect are added to `warnings`.
+/// Files are read through `files`; warnings about settings that cannot take effect are added
+/// to `warnings`.
 pub fn server_config(
     tls: &TlsServerConfig,
     http2: bool,
     policy: TlsPolicy,
+    files: &mut FileReads,
     warnings: &mut Vec<String>,
 ) -> Result<TlsState, WebConfigError> {
     let cert = Pem::of(&tls.cert_file, &tls.cert).ok_or(WebConfigError::MissingCert)?;
     let key = Pem::of(&tls.key_file, &tls.key).ok_or(WebConfigError::MissingKey)?;
     let provider = crypto_provider();
-    let cert = cert.read(WebConfigError::ReadCertFile)?;
-    let key = key.read(WebConfigError::ReadKeyFile)?;
+    let cert = cert.read(files, WebConfigError::ReadCertFile)?;
+    let key = key.read(files, WebConfigError::ReadKeyFile)?;
     let (chain, key) = key_pair(&cert, &key)?;
     let client_cas = Pem::of(&tls.client_ca_file, &tls.client_ca)
-        .map(|ca| ca.read(|_, message| WebConfigError::Io(message)))
+        .map(|ca| ca.read(files, |_, message| WebConfigError::Io(message)))
         .transpose()?;
     let client_auth = ClientAuth::parse(tls.client_auth_type.as_deref().unwrap_or_default())?;
     if client_cas.is_some() && client_auth == ClientAuth::None {
@@ -133,10 +136,12 @@ impl<'a> Pem<'a> {
     /// `unreadable`: the error for a file that cannot be read, from its path and Go's message.
     fn read(
         self,
+        files: &mut FileReads,
         unreadable: fn(String, String) -> WebConfigError,
     ) -> Result<Vec<u8>, WebConfigError> {
         match self {
-            Pem::File(path) => std::fs::read(path)
+            Pem::File(path) => files
+                .read(Path::new(path))
                 .map_err(|e| unreadable(path.to_string(), open_error(Path::new(path), &e))),
             Pem::Inline(pem) => Ok(pem.as_bytes().to_vec()),
         }
