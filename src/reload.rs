@@ -257,7 +257,8 @@ pub trait Loader: Send + Sync + 'static {
     /// How its loads are logged and counted.
     const REPORT: ReloadReport;
 
-    /// The file, for log lines.
+    /// The loader's own file: named in log lines, and the file [`Reloadable::current_own`]
+    /// looks at (so `load` reads it through `files` by this very path).
     fn path(&self) -> &Path;
 
     /// Reads and checks one version, reading every file through `files`.
