@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use clap::Parser;
-use common::TestGateway;
 use common::tls::{Ca, CertAndKey, ClientOptions, dns, email, https};
+use common::{TestGateway, password_hash, series_value};
 use pushgateway::cli::Cli;
 use pushgateway::server::{Gateway, StartError};
 
@@ -47,6 +47,15 @@ impl Setup {
         flags.extend(extra.iter().map(|f| f.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         TestGateway::start(&flags).await
+    }
+
+    /// A client with a certificate for `pusher.example.com`.
+    fn pusher(&self) -> Arc<rustls::ClientConfig> {
+        self.client(Some(&self.ca.client(
+            "p",
+            vec![dns("pusher.example.com")],
+            false,
+        )))
     }
 
     fn client(&self, identity: Option<&CertAndKey>) -> Arc<rustls::ClientConfig> {
@@ -113,14 +122,6 @@ async fn call(
     .await
     .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
     (response.response.status, response.response.text())
-}
-
-fn series_value(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| {
-        line.strip_prefix(series)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|v| v.parse().ok())
-    })
 }
 
 #[tokio::test]
@@ -277,7 +278,7 @@ async fn team_pushers_are_confined_to_their_own_jobs() {
 #[tokio::test]
 async fn basic_auth_users_get_their_own_rules() {
     let setup = Setup::new();
-    let hash = bcrypt_or_pbkdf2("secret");
+    let hash = password_hash("secret");
     let web = format!("basic_auth_users:\n  alice: {hash}\n  prom: {hash}\n");
     let authz = r#"
 rules:
@@ -340,18 +341,10 @@ rules:
     gateway.stop().await;
 }
 
-fn bcrypt_or_pbkdf2(password: &str) -> String {
-    if cfg!(feature = "fips") {
-        pushgateway::web_config::hash_password("pbkdf2-sha256", password).unwrap()
-    } else {
-        bcrypt::hash(password, 4).unwrap()
-    }
-}
-
 #[tokio::test]
 async fn health_checks_can_be_left_open_without_opening_anything_else() {
     let setup = Setup::new();
-    let hash = bcrypt_or_pbkdf2("secret");
+    let hash = password_hash("secret");
     let web = format!("{MTLS}basic_auth_users:\n  prom: {hash}\n");
     let authz = r#"
 unauthenticated_health_checks: true
@@ -449,20 +442,18 @@ rules:
     closed.stop().await;
 }
 
+/// Rules that let `pusher.example.com` push to `job` and scrape.
+fn pusher_rules(job: &str) -> String {
+    format!(
+        "rules:\n  - name: pusher\n    identities: {{dns_san: [pusher.example.com]}}\n    push: [{{job: {job}}}]\n    scrape: true\n"
+    )
+}
+
 #[tokio::test]
 async fn the_file_is_reloaded_and_a_broken_one_keeps_the_last_good_rules() {
     let setup = Setup::new();
-    let rules = |job: &str| {
-        format!(
-            "rules:\n  - name: pusher\n    identities: {{dns_san: [pusher.example.com]}}\n    push: [{{job: {job}}}]\n    scrape: true\n"
-        )
-    };
-    let gateway = setup.start(MTLS, &rules("first"), &[]).await;
-    let pusher = setup.client(Some(&setup.ca.client(
-        "p",
-        vec![dns("pusher.example.com")],
-        false,
-    )));
+    let gateway = setup.start(MTLS, &pusher_rules("first"), &[]).await;
+    let pusher = setup.pusher();
     assert_eq!(
         call(&gateway, &pusher, "PUT", "/metrics/job/first", &[], BODY)
             .await
@@ -476,7 +467,7 @@ async fn the_file_is_reloaded_and_a_broken_one_keeps_the_last_good_rules() {
         403
     );
 
-    setup.write("authz.yml", &rules("second"));
+    setup.write("authz.yml", &pusher_rules("second"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while call(&gateway, &pusher, "PUT", "/metrics/job/second", &[], BODY)
         .await
@@ -501,7 +492,10 @@ async fn the_file_is_reloaded_and_a_broken_one_keeps_the_last_good_rules() {
             1.0,
         ),
         (
-            &*format!("unauthenticated_health_checks: true\n{}", rules("first")),
+            &*format!(
+                "unauthenticated_health_checks: true\n{}",
+                pusher_rules("first")
+            ),
             2.0,
         ),
     ] {
@@ -546,6 +540,47 @@ async fn the_file_is_reloaded_and_a_broken_one_keeps_the_last_good_rules() {
             403
         );
     }
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_changed_rule_counts_for_the_very_next_request() {
+    let setup = Setup::new();
+    let gateway = setup.start(MTLS, &pusher_rules("first"), &[]).await;
+    let pusher = setup.pusher();
+    let push = async |job: &str| {
+        call(
+            &gateway,
+            &pusher,
+            "PUT",
+            &format!("/metrics/job/{job}"),
+            &[],
+            BODY,
+        )
+        .await
+        .0
+    };
+    assert_eq!(push("first").await, 200);
+    // Each change is written in place, the same size as before, and the very next request
+    // is judged by it.
+    for (allowed, denied) in [("third", "first"), ("fifth", "third"), ("first", "fifth")] {
+        setup.write("authz.yml", &pusher_rules(allowed));
+        assert_eq!(push(allowed).await, 200, "{allowed} allowed at once");
+        assert_eq!(push(denied).await, 403, "{denied} denied at once");
+    }
+    // A broken file: the very next request is judged by the last good rules, and the refusal
+    // is already counted.
+    setup.write("authz.yml", "rules: [{name: pusher}]\n");
+    assert_eq!(push("first").await, 200);
+    assert_eq!(push("fifth").await, 403);
+    let scraped = call(&gateway, &pusher, "GET", "/metrics", &[], "").await.1;
+    assert_eq!(
+        series_value(
+            &scraped,
+            "pushgateway_authz_reloads_total{result=\"failure\"}"
+        ),
+        Some(1.0)
+    );
     gateway.stop().await;
 }
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser;
-use common::TestGateway;
 use common::tls::{Ca, CertAndKey, ClientOptions, dns, email, https, self_signed_client, uri};
+use common::{TestGateway, basic_auth as basic, password_hash, series_value};
 use pushgateway::cli::Cli;
 use pushgateway::server::{Gateway, StartError};
 use rustls::crypto::aws_lc_rs::{cipher_suite, kx_group};
@@ -565,28 +565,10 @@ async fn client_allowed_sans() {
 
 const USERS: &str = "basic_auth_users:\n  alice: {alice}\n  dave: {dave}\n";
 
-/// bcrypt hashes as upstream's files have them, or PBKDF2 ones in a FIPS build (which refuses
-/// bcrypt).
-fn password_hash(password: &str) -> String {
-    if cfg!(feature = "fips") {
-        pushgateway::web_config::hash_password("pbkdf2-sha256", password).unwrap()
-    } else {
-        bcrypt::hash(password, 4).unwrap()
-    }
-}
-
 fn users_yaml() -> String {
     USERS
         .replace("{alice}", &password_hash("alice123"))
         .replace("{dave}", &password_hash("dave123"))
-}
-
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
 }
 
 #[tokio::test]
@@ -844,6 +826,179 @@ async fn users_and_headers_change_on_reload() {
         (r.status, r.header("x-frame-options")),
         (200, Some("sameorigin"))
     );
+    gw.stop().await;
+}
+
+/// The web configuration's reload counters (successes, failures) in a scrape.
+fn reload_counts(metrics: &str) -> (Option<f64>, Option<f64>) {
+    (
+        series_value(
+            metrics,
+            "pushgateway_web_config_reloads_total{result=\"success\"}",
+        ),
+        series_value(
+            metrics,
+            "pushgateway_web_config_reloads_total{result=\"failure\"}",
+        ),
+    )
+}
+
+// The tests below change a file and send the very next request or handshake at once, without
+// waiting: a change must count for it, not a moment later.
+
+#[tokio::test]
+async fn a_rotated_password_or_header_counts_for_the_very_next_request() {
+    let setup = Setup::new();
+    let config = |password: &str, hsts: &str| {
+        format!(
+            "basic_auth_users:\n  alice: {}\nhttp_server_config:\n  headers:\n    Strict-Transport-Security: {hsts}\n",
+            password_hash(password)
+        )
+    };
+    let gw = setup.start(&config("first-pw", "max-age=1")).await;
+    let get = async |user: &str, password: &str| {
+        gw.request(
+            "GET",
+            "/-/healthy",
+            &[("authorization", &basic(user, password))],
+            "",
+        )
+        .await
+    };
+    let r = get("alice", "first-pw").await;
+    assert_eq!(
+        (r.status, r.header("strict-transport-security")),
+        (200, Some("max-age=1"))
+    );
+
+    // A new password hash: a file of the same size, rewritten in place at once.
+    let before = std::fs::metadata(setup.path("web.yml")).unwrap().len();
+    setup.write_config(&config("other-pw", "max-age=1"));
+    assert_eq!(
+        std::fs::metadata(setup.path("web.yml")).unwrap().len(),
+        before
+    );
+    assert_eq!(get("alice", "first-pw").await.status, 401);
+    assert_eq!(get("alice", "other-pw").await.status, 200);
+
+    // A new header value, again of the same size.
+    setup.write_config(&config("other-pw", "max-age=2"));
+    let r = get("alice", "other-pw").await;
+    assert_eq!(
+        (r.status, r.header("strict-transport-security")),
+        (200, Some("max-age=2"))
+    );
+
+    // A broken version: the very next request is served by the last good one, and the
+    // refusal is already counted, once.
+    let scrape = async || {
+        let r = gw
+            .request(
+                "GET",
+                "/metrics",
+                &[("authorization", &basic("alice", "other-pw"))],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        r.text()
+    };
+    let (successes, failures) = reload_counts(&scrape().await);
+    assert_eq!(failures, None);
+    setup.write_config("basic_auth_users:\n  alice: not-a-hash\n");
+    let r = get("alice", "other-pw").await;
+    assert_eq!(
+        (r.status, r.header("strict-transport-security")),
+        (200, Some("max-age=2"))
+    );
+    let metrics = scrape().await;
+    assert_eq!(reload_counts(&metrics), (successes, Some(1.0)));
+    assert_eq!(
+        series_value(&metrics, "pushgateway_web_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert_eq!(reload_counts(&scrape().await), (successes, Some(1.0)));
+
+    // Repaired: counts for the very next request.
+    setup.write_config(&config("third-pw", "max-age=3"));
+    let r = get("alice", "third-pw").await;
+    assert_eq!(
+        (r.status, r.header("strict-transport-security")),
+        (200, Some("max-age=3"))
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_counts_for_the_very_next_handshake() {
+    let setup = Setup::new();
+    let gw = setup.start(TLS).await;
+    let client = setup.client().config();
+    let handshake = async || {
+        https(gw.addr, client.clone(), "GET", "/metrics", &[], "")
+            .await
+            .expect("TLS request")
+    };
+    let first = handshake().await.server_certificate;
+    for round in 0..3 {
+        let rotated = setup.ca.server(&rcgen::PKCS_ECDSA_P256_SHA256);
+        rotated.write(setup.dir.path(), "server");
+        let served = handshake().await.server_certificate;
+        assert_ne!(served, first, "round {round}");
+        let expected = rustls::pki_types::pem::PemObject::from_pem_slice(rotated.cert.as_bytes())
+            .map(|c: rustls::pki_types::CertificateDer| c.to_vec())
+            .unwrap();
+        assert_eq!(served, expected, "round {round}: the new certificate");
+    }
+    let last = handshake().await;
+    let (_, failures) = reload_counts(&last.response.text());
+    // A broken certificate: the very next handshake gets the last good one, and the refusal
+    // is already counted.
+    std::fs::write(setup.path("server.crt"), "not a certificate\n").unwrap();
+    let r = handshake().await;
+    assert_eq!(r.server_certificate, last.server_certificate);
+    assert_eq!(r.response.status, 200);
+    let (_, now_failures) = reload_counts(&r.response.text());
+    assert_eq!(now_failures, Some(failures.unwrap_or(0.0) + 1.0));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_client_ca_counts_for_the_very_next_handshake() {
+    let setup = Setup::new();
+    let ca_file = setup.path("ca.crt");
+    std::fs::write(&ca_file, &setup.ca.pem).unwrap();
+    let gw = setup
+        .start(&format!(
+            "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
+        ))
+        .await;
+    let new_ca = Ca::new("New client CA");
+    let old_client = setup.ca.client("old", vec![dns("old.example")], false);
+    let new_client = new_ca.client("new", vec![dns("new.example")], false);
+    let status = async |identity: &CertAndKey| {
+        https(
+            gw.addr,
+            setup.client().with_identity(identity).config(),
+            "GET",
+            "/-/healthy",
+            &[],
+            "",
+        )
+        .await
+        .map(|r| r.response.status)
+    };
+    assert_eq!(status(&old_client).await, Ok(200));
+    assert!(status(&new_client).await.is_err());
+
+    std::fs::write(&ca_file, &new_ca.pem).unwrap();
+    assert_eq!(status(&new_client).await, Ok(200));
+    assert!(status(&old_client).await.is_err());
+
+    // A CA file that cannot be read is refused, and the CA in service stays.
+    std::fs::remove_file(&ca_file).unwrap();
+    assert_eq!(status(&new_client).await, Ok(200));
+    assert!(status(&old_client).await.is_err());
     gw.stop().await;
 }
 

@@ -5,20 +5,19 @@
 //! use the admin endpoints. Without the flag nothing here runs and behaviour is upstream's.
 //!
 //! The file is separate from the web configuration so that web-config files stay readable by
-//! upstream. It is reloaded when it changes; a broken version is logged and counted and the
-//! last good one stays in service.
+//! upstream. Every request first looks at the file (its metadata, see [`crate::reload`]) and
+//! it is loaded again when it changed, so a changed rule counts from the very next request; a
+//! broken version is logged and counted and the last good one stays in service.
 
 mod file;
 mod pattern;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-
-use arc_swap::ArcSwap;
+use std::sync::Arc;
 
 use crate::model::GroupingKey;
-use crate::reload::{FileSet, ReloadReport};
+use crate::reload::{FileReads, Loader, ReloadReport, Reloadable};
 use crate::store::{Holder, Quota, QuotaLimit};
 use crate::telemetry::{self, Telemetry};
 use crate::web_config::Identity;
@@ -302,41 +301,61 @@ impl Policy {
     }
 }
 
-const REPORT: ReloadReport = ReloadReport {
-    what: "authorization rules",
-    reloads_total: telemetry::AUTHZ_RELOADS,
-    last_reload_successful: telemetry::AUTHZ_LAST_RELOAD_OK,
-    last_reload_success_time: telemetry::AUTHZ_LAST_RELOAD_TIME,
-};
+/// How the file is loaded while the gateway runs.
+struct PolicyLoader {
+    path: PathBuf,
+}
+
+impl Loader for PolicyLoader {
+    type Value = Policy;
+    type Error = AuthzError;
+
+    const REPORT: ReloadReport = ReloadReport {
+        what: "authorization rules",
+        reloads_total: telemetry::AUTHZ_RELOADS,
+        last_reload_successful: telemetry::AUTHZ_LAST_RELOAD_OK,
+        last_reload_success_time: telemetry::AUTHZ_LAST_RELOAD_TIME,
+    };
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load(&self, files: &mut FileReads) -> Result<Policy, AuthzError> {
+        let content = files
+            .read_to_string(&self.path)
+            .map_err(|e| AuthzError::Io {
+                path: self.path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        file::parse(&content)
+    }
+
+    fn check_reload(&self, current: &Policy, new: &Policy) -> Result<(), AuthzError> {
+        if new.unauthenticated_health_checks != current.unauthenticated_health_checks {
+            return Err(AuthzError::FixedAtStartUp);
+        }
+        Ok(())
+    }
+}
 
 /// The policy in service, reloaded when its file changes.
 pub struct Authorizer {
-    path: PathBuf,
-    current: ArcSwap<Policy>,
-    files: Mutex<FileSet>,
+    policy: Reloadable<PolicyLoader>,
     unauthenticated_health_checks: bool,
     telemetry: Arc<Telemetry>,
-}
-
-fn load(path: &Path) -> Result<Policy, AuthzError> {
-    let content = std::fs::read_to_string(path).map_err(|e| AuthzError::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    file::parse(&content)
 }
 
 impl Authorizer {
     /// Loads the file for start-up; any error refuses start-up.
     pub fn start(path: &Path, telemetry: Arc<Telemetry>) -> Result<Arc<Authorizer>, AuthzError> {
-        let files = FileSet::new([path.to_path_buf()]);
-        let policy = load(path)?;
-        REPORT.loaded(&telemetry);
-        Ok(Arc::new(Authorizer {
+        let loader = PolicyLoader {
             path: path.to_path_buf(),
-            unauthenticated_health_checks: policy.unauthenticated_health_checks,
-            current: ArcSwap::from_pointee(policy),
-            files: Mutex::new(files),
+        };
+        let policy = Reloadable::start(loader, telemetry.clone())?;
+        Ok(Arc::new(Authorizer {
+            unauthenticated_health_checks: policy.loaded().unauthenticated_health_checks,
+            policy,
             telemetry,
         }))
     }
@@ -347,10 +366,17 @@ impl Authorizer {
         self.unauthenticated_health_checks
     }
 
-    /// Allows the request, or logs, counts and returns the denial.
+    /// Looks at the file, and loads it if it changed. Every request runs this before it is
+    /// checked, so that a changed rule counts from the very next request.
+    pub async fn refresh(&self) {
+        self.policy.current().await;
+    }
+
+    /// Allows the request, or logs, counts and returns the denial. Decides by the rules as the
+    /// request's [`Authorizer::refresh`] left them.
     pub fn check(&self, identity: &Identity, access: Access<'_>) -> Result<(), Denial> {
         let requester = Requester::of(identity);
-        let decision = self.current.load().decide(&requester, access);
+        let decision = self.policy.loaded().decide(&requester, access);
         if let Err(denial) = &decision {
             tracing::warn!(
                 requester = %denial.requester,
@@ -369,41 +395,14 @@ impl Authorizer {
     /// let it hold. Asked after [`Authorizer::check`] allowed the push.
     pub fn push_quota(&self, identity: &Identity, key: &GroupingKey) -> (Holder, Quota) {
         let requester = Requester::of(identity);
-        let quota = self.current.load().quota(&requester, key);
+        let quota = self.policy.loaded().quota(&requester, key);
         (requester.to_string().into(), quota)
     }
 
-    /// Watches the file until the task is dropped.
+    /// Looks at the file every [`crate::reload::CHECK_INTERVAL`] until the task is dropped,
+    /// so that changes are loaded and reported while no request comes.
     pub async fn watch(self: Arc<Self>) {
-        crate::reload::poll(Arc::new(move || {
-            self.reload_if_changed();
-        }))
-        .await;
-    }
-
-    /// Loads the file again if it changed. Returns whether a reload was attempted.
-    pub fn reload_if_changed(&self) -> bool {
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if !files.changed() {
-            return false;
-        }
-        // Remember what was seen before reading, so that a broken file is reported once and
-        // retried only after the next change.
-        *files = FileSet::new([self.path.clone()]);
-        let result = load(&self.path).and_then(|policy| {
-            if policy.unauthenticated_health_checks != self.unauthenticated_health_checks {
-                return Err(AuthzError::FixedAtStartUp);
-            }
-            Ok(policy)
-        });
-        match result {
-            Ok(policy) => {
-                self.current.store(Arc::new(policy));
-                REPORT.reloaded(&self.telemetry, &self.path);
-            }
-            Err(err) => REPORT.refused(&self.telemetry, &self.path, &err),
-        }
-        true
+        self.policy.clone().watch().await;
     }
 }
 

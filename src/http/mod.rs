@@ -60,9 +60,15 @@ pub struct AppState {
 }
 
 /// The service every listener serves; behind the web configuration's guard (rate limit,
-/// basic auth, headers) when one is given.
+/// basic auth, headers) when one is given, and with the authorization rules brought up to
+/// date for each request that passed it.
 pub fn service(state: Arc<AppState>, security: Option<Arc<WebSecurity>>) -> axum::Router {
+    let authz = state.authz.clone();
     let router = axum::Router::new().fallback(dispatch).with_state(state);
+    let router = match authz {
+        Some(authz) => router.layer(axum::middleware::from_fn_with_state(authz, refresh_authz)),
+        None => router,
+    };
     let router = match security {
         Some(security) => router.layer(axum::middleware::from_fn_with_state(
             security,
@@ -71,6 +77,16 @@ pub fn service(state: Arc<AppState>, security: Option<Arc<WebSecurity>>) -> axum
         None => router,
     };
     router.layer(axum::middleware::from_fn(unread_body::drain_unread_body))
+}
+
+/// Brings the authorization rules up to date before the request is routed and checked.
+async fn refresh_authz(
+    State(authz): State<Arc<Authorizer>>,
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    authz.refresh().await;
+    next.run(request).await
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {

@@ -1,4 +1,5 @@
-//! Accepting connections: plain TCP, or TLS with the configuration in service at that moment.
+//! Accepting connections: plain TCP, or TLS with the configuration in service when the client's
+//! handshake begins (the files are looked at first, see [`crate::reload`]).
 //! A plain HTTP request on a TLS listener gets a 400 answer (as Go's server gives it) instead
 //! of a hanging handshake, and the client certificate of a TLS connection travels with every
 //! request on it.
@@ -51,8 +52,7 @@ impl Acceptor {
     async fn accept_tls(
         &self,
         stream: TcpStream,
-        config: Arc<rustls::ServerConfig>,
-        verifies_clients: bool,
+        security: &WebSecurity,
     ) -> io::Result<(Connection, ClientCertificateInfo)> {
         let mut first = [0u8; 1];
         let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
@@ -69,6 +69,14 @@ impl Acceptor {
                 "plain HTTP request on a TLS listener",
             ));
         }
+        // The configuration as the files are now, once the client has begun its handshake:
+        // a certificate or CA rotated a moment ago counts for this connection.
+        let Some((config, verifies_clients)) = security.tls().await else {
+            // Cannot happen: a reload that switches TLS off is refused.
+            return Err(io::Error::other(
+                "TLS is on, but no TLS configuration is in service",
+            ));
+        };
         let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
         let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
             Ok(Ok(tls)) => tls,
@@ -139,14 +147,11 @@ where
         Box::pin(async move {
             // Go sets TCP_NODELAY on every connection; small answers must not wait for ACKs.
             stream.set_nodelay(true)?;
-            let tls = acceptor.security.as_ref().and_then(|s| s.tls());
-            let (connection, certificate) = match tls {
-                Some((config, verifies_clients)) => {
-                    acceptor
-                        .accept_tls(stream, config, verifies_clients)
-                        .await?
+            let (connection, certificate) = match &acceptor.security {
+                Some(security) if security.tls_enabled() => {
+                    acceptor.accept_tls(stream, security).await?
                 }
-                None => (Connection::Plain(stream), ClientCertificateInfo::default()),
+                _ => (Connection::Plain(stream), ClientCertificateInfo::default()),
             };
             Ok((
                 connection,

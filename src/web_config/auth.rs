@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OnceCell, Semaphore};
 
-use super::WebConfigError;
+use super::errors::WebConfigError;
 
 /// Results remembered at once; beyond that the oldest are forgotten.
 const CACHE_CAPACITY: usize = 1024;

@@ -2,123 +2,46 @@
 //! basic auth, response headers, rate limit), served with rustls.
 //!
 //! Upstream re-reads the file on every request and rebuilds TLS on every handshake. We load it
-//! once, watch the file and the certificates it names, and swap in a new version when one
-//! changes, so a rotated certificate, a new CA, user or header takes effect for the next
-//! connection or request. A broken new version is logged and counted, and the last good one
-//! stays in service (upstream would answer 500). As upstream, whether TLS is on, HTTP/2 and
+//! once; every TLS handshake first looks at the file and the certificate, key and CA files it
+//! names, and every request at the file (their metadata; see [`crate::reload`]). When one
+//! changed, they are loaded again before the handshake or request goes on, so a rotated
+//! certificate or CA, a new user, password or header counts from the very next connection or
+//! request, and the file is parsed only when it changed. A broken new version is logged and counted, and the last good
+//! one stays in service (upstream would answer 500). As upstream, whether TLS is on, HTTP/2 and
 //! the rate limit are fixed at start-up.
+//!
+//! This file holds one loaded version ([`WebConfig`]) and the configuration in service
+//! ([`WebSecurity`]); the request guard, the connection acceptor, the schema, password checks,
+//! TLS and identities have a file each.
 
 mod acceptor;
 mod auth;
+mod errors;
 mod file;
+mod guard;
 mod identity;
 mod tls;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use axum::body::Body;
-use axum::extract::State;
-use axum::middleware::Next;
-use axum::response::Response;
-use http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use http::{HeaderName, HeaderValue};
 
 pub use acceptor::{Acceptor, ClientCertificateInfo};
 pub use auth::hash_password;
+pub use errors::WebConfigError;
 pub(crate) use file::unique_keys;
+pub use guard::guard;
 pub use identity::{CertificateIdentity, ClientCertificate, Identity};
-pub use tls::{TlsPolicy, crypto_provider};
+pub use tls::{TlsPolicy, TlsState, crypto_provider};
 
-use crate::reload::{FileSet, ReloadReport};
+use crate::reload::{FileReads, Loader, ReloadReport, Reloadable};
 use crate::telemetry::{self, Telemetry};
 use auth::{Authenticator, Users};
 use file::WebConfigFile;
-
-/// Why a web configuration cannot be used. The texts are exporter-toolkit's where it has one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebConfigError {
-    #[error("{0}")]
-    Io(String),
-    #[error("yaml: {0}")]
-    Yaml(String),
-    #[error("unknown TLS version: {0}")]
-    UnknownTlsVersion(String),
-    #[error("unknown cipher: {0}")]
-    UnknownCipher(String),
-    #[error("unknown curve: {0}")]
-    UnknownCurve(String),
-    #[error("HTTP header {0:?} can not be configured")]
-    HeaderNotAllowed(String),
-    #[error("invalid value for {name}. Expected one of: {allowed}, but got: {got:?}")]
-    HeaderValue {
-        name: String,
-        allowed: String,
-        got: String,
-    },
-    #[error("{reason}")]
-    PasswordHash { user: String, reason: String },
-    #[error("missing one of cert or cert_file")]
-    MissingCert,
-    #[error("missing one of key or key_file")]
-    MissingKey,
-    #[error("failed to read cert_file ({0}): {1}")]
-    ReadCertFile(String, String),
-    #[error("failed to read key_file ({0}): {1}")]
-    ReadKeyFile(String, String),
-    #[error("failed to load X509KeyPair: {0}")]
-    KeyPair(String),
-    #[error("invalid ClientAuth: {0}")]
-    InvalidClientAuth(String),
-    #[error("client CA's have been configured without a Client Auth Policy")]
-    CaWithoutPolicy,
-    #[error(
-        "no TLS version between min_version and max_version can be offered (this build offers TLS 1.2 and 1.3)"
-    )]
-    NoUsableVersion,
-    #[error("none of the cipher_suites can be offered for the allowed TLS versions: {0}")]
-    NoUsableCipherSuite(String),
-    #[error("none of the curve_preferences can be offered: {0}")]
-    NoUsableCurve(String),
-    #[error("tls: {0}")]
-    Tls(String),
-    #[error("{0} cannot change while the gateway runs; restart it to apply the change")]
-    FixedAtStartUp(&'static str),
-    #[error("{setting}: {name} is not FIPS-approved, and this is a FIPS build")]
-    NotFipsApproved { setting: &'static str, name: String },
-    #[error("the TLS configuration does not run in FIPS mode, and this is a FIPS build")]
-    NotFips,
-}
-
-/// Go's wording of common file errors (`no such file or directory`), without Rust's
-/// `(os error N)` suffix.
-fn go_io_error(err: &std::io::Error) -> String {
-    use std::io::ErrorKind;
-    match err.kind() {
-        ErrorKind::NotFound => "no such file or directory".into(),
-        ErrorKind::PermissionDenied => "permission denied".into(),
-        ErrorKind::IsADirectory => "is a directory".into(),
-        _ => {
-            let text = err.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text);
-            let mut chars = text.chars();
-            chars
-                .next()
-                .map(|c| c.to_lowercase().chain(chars).collect())
-                .unwrap_or_default()
-        }
-    }
-}
-
-/// The response headers the file may set, with the values each may have (`None`: any).
-const ALLOWED_HEADERS: &[(&str, Option<&[&str]>)] = &[
-    ("Strict-Transport-Security", None),
-    ("X-Content-Type-Options", Some(&["nosniff"])),
-    ("X-Frame-Options", Some(&["deny", "sameorigin"])),
-    ("X-XSS-Protection", None),
-    ("Content-Security-Policy", None),
-];
+use guard::TokenBucket;
 
 /// One loaded and checked version of the file.
 pub struct WebConfig {
@@ -127,29 +50,21 @@ pub struct WebConfig {
     headers: Vec<(HeaderName, HeaderValue)>,
     http2: bool,
     rate_limit: Option<(Duration, u32)>,
-    /// The file and the certificate files it names, for change detection.
-    watched: Vec<PathBuf>,
-}
-
-/// The TLS side of a loaded configuration.
-pub struct TlsState {
-    pub server: Arc<rustls::ServerConfig>,
-    /// Whether client certificates are verified against CAs (so their names can be trusted).
-    pub verifies_clients: bool,
-    /// Whether the file demands a client certificate (a `Require*` policy, or allowed SANs).
-    pub certificate_required: bool,
+    /// About settings that were accepted but cannot take effect.
+    warnings: Vec<String>,
 }
 
 impl WebConfig {
     /// Reads and checks the file, in upstream's order: YAML and the names in it, headers, user
-    /// hashes, then TLS. Returns warnings about settings that cannot take effect.
-    pub fn load(
+    /// hashes, then TLS. Every file is read through `files`.
+    fn load(
         path: &Path,
         policy: TlsPolicy,
-    ) -> Result<(WebConfig, Vec<String>), WebConfigError> {
-        let content = std::fs::read_to_string(path).map_err(|e| {
-            WebConfigError::Io(format!("open {}: {}", path.display(), go_io_error(&e)))
-        })?;
+        files: &mut FileReads,
+    ) -> Result<WebConfig, WebConfigError> {
+        let content = files
+            .read_to_string(path)
+            .map_err(|e| WebConfigError::Io(errors::open_error(path, &e)))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let file = WebConfigFile::parse(&content, dir)?;
         let tls_file = file.tls_server_config.unwrap_or_default();
@@ -170,54 +85,26 @@ impl WebConfig {
         let http2 = http.http2.unwrap_or(true);
         let mut warnings = Vec::new();
         let tls = if tls::is_enabled(&tls_file) {
-            let (server, tls_warnings) = tls::server_config(&tls_file, http2, policy)?;
-            warnings.extend(tls_warnings);
-            let verifies_clients = matches!(
-                tls_file.client_auth_type.as_deref(),
-                Some("VerifyClientCertIfGiven" | "RequireAndVerifyClientCert")
-            );
-            let certificate_required = tls_file.client_allowed_sans.is_some()
-                || matches!(
-                    tls_file.client_auth_type.as_deref(),
-                    Some(
-                        "RequireAnyClientCert" | "RequireClientCert" | "RequireAndVerifyClientCert"
-                    )
-                );
-            Some(TlsState {
-                server: Arc::new(server),
-                verifies_clients,
-                certificate_required,
-            })
+            Some(tls::server_config(
+                &tls_file,
+                http2,
+                policy,
+                files,
+                &mut warnings,
+            )?)
         } else {
             None
         };
-        let mut watched = vec![path.to_path_buf()];
-        watched.extend(
-            [
-                &tls_file.cert_file,
-                &tls_file.key_file,
-                &tls_file.client_ca_file,
-            ]
-            .into_iter()
-            .flatten()
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from),
-        );
-        Ok((
-            WebConfig {
-                tls,
-                users,
-                headers,
-                http2,
-                rate_limit,
-                watched,
-            },
+        Ok(WebConfig {
+            tls,
+            users,
+            headers,
+            http2,
+            rate_limit,
             warnings,
-        ))
+        })
     }
-}
 
-impl WebConfig {
     /// 1 when TLS is served in FIPS mode (a FIPS build, and rustls reports the configuration
     /// as FIPS), else 0.
     fn fips_gauge(&self) -> f64 {
@@ -226,8 +113,17 @@ impl WebConfig {
     }
 }
 
+/// The response headers the file may set, with the values each may have (`None`: any).
+const ALLOWED_HEADERS: &[(&str, Option<&[&str]>)] = &[
+    ("Strict-Transport-Security", None),
+    ("X-Content-Type-Options", Some(&["nosniff"])),
+    ("X-Frame-Options", Some(&["deny", "sameorigin"])),
+    ("X-XSS-Protection", None),
+    ("Content-Security-Policy", None),
+];
+
 fn check_headers(
-    headers: Option<&std::collections::BTreeMap<String, String>>,
+    headers: Option<&BTreeMap<String, String>>,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, WebConfigError> {
     let mut checked = Vec::new();
     for (name, value) in headers.into_iter().flatten() {
@@ -255,19 +151,52 @@ fn check_headers(
     Ok(checked)
 }
 
-const REPORT: ReloadReport = ReloadReport {
-    what: "web configuration",
-    reloads_total: telemetry::WEB_CONFIG_RELOADS,
-    last_reload_successful: telemetry::WEB_CONFIG_LAST_RELOAD_OK,
-    last_reload_success_time: telemetry::WEB_CONFIG_LAST_RELOAD_TIME,
-};
+/// How the file is loaded while the gateway runs.
+struct WebConfigLoader {
+    path: PathBuf,
+    policy: TlsPolicy,
+}
+
+impl Loader for WebConfigLoader {
+    type Value = WebConfig;
+    type Error = WebConfigError;
+
+    const REPORT: ReloadReport = ReloadReport {
+        what: "web configuration",
+        reloads_total: telemetry::WEB_CONFIG_RELOADS,
+        last_reload_successful: telemetry::WEB_CONFIG_LAST_RELOAD_OK,
+        last_reload_success_time: telemetry::WEB_CONFIG_LAST_RELOAD_TIME,
+    };
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load(&self, files: &mut FileReads) -> Result<WebConfig, WebConfigError> {
+        WebConfig::load(&self.path, self.policy, files)
+    }
+
+    fn check_reload(&self, current: &WebConfig, new: &WebConfig) -> Result<(), WebConfigError> {
+        if new.tls.is_some() != current.tls.is_some() {
+            return Err(WebConfigError::FixedAtStartUp("Switching TLS on or off"));
+        }
+        if new.http2 != current.http2 {
+            return Err(WebConfigError::FixedAtStartUp("http_server_config.http2"));
+        }
+        Ok(())
+    }
+
+    fn in_service(&self, config: &WebConfig, telemetry: &Telemetry) {
+        for warning in &config.warnings {
+            tracing::warn!(file = %self.path.display(), "{warning}");
+        }
+        telemetry.set(telemetry::TLS_FIPS_MODE, &[], config.fips_gauge());
+    }
+}
 
 /// The web configuration in service, shared by the listeners and the request guard.
 pub struct WebSecurity {
-    path: PathBuf,
-    policy: TlsPolicy,
-    current: ArcSwap<WebConfig>,
-    files: Mutex<FileSet>,
+    config: Reloadable<WebConfigLoader>,
     tls_enabled: bool,
     http2: bool,
     limiter: Option<Mutex<TokenBucket>>,
@@ -288,24 +217,19 @@ impl WebSecurity {
         telemetry: Arc<Telemetry>,
     ) -> Result<Arc<WebSecurity>, WebConfigError> {
         policy.certificate_optional_in_handshake = !open_paths.is_empty();
-        let (config, warnings) = WebConfig::load(path, policy)?;
-        for warning in &warnings {
-            tracing::warn!(file = %path.display(), "{warning}");
-        }
-        let files = FileSet::new(config.watched.clone());
-        let limiter = config
-            .rate_limit
-            .map(|(interval, burst)| Mutex::new(TokenBucket::new(interval, burst)));
-        REPORT.loaded(&telemetry);
-        telemetry.set(telemetry::TLS_FIPS_MODE, &[], config.fips_gauge());
-        Ok(Arc::new(WebSecurity {
+        let loader = WebConfigLoader {
             path: path.to_path_buf(),
             policy,
-            tls_enabled: config.tls.is_some(),
-            http2: config.http2,
-            current: ArcSwap::from_pointee(config),
-            files: Mutex::new(files),
-            limiter,
+        };
+        let config = Reloadable::start(loader, telemetry.clone())?;
+        let first = config.loaded();
+        Ok(Arc::new(WebSecurity {
+            tls_enabled: first.tls.is_some(),
+            http2: first.http2,
+            limiter: first
+                .rate_limit
+                .map(|(interval, burst)| Mutex::new(TokenBucket::new(interval, burst))),
+            config,
             authenticator: Authenticator::default(),
             telemetry,
             open_paths,
@@ -320,188 +244,19 @@ impl WebSecurity {
         self.http2
     }
 
-    /// The TLS configuration for a new connection.
-    pub fn tls(&self) -> Option<(Arc<rustls::ServerConfig>, bool)> {
-        let config = self.current.load();
+    /// The TLS configuration for a new connection, as the files are now.
+    pub async fn tls(&self) -> Option<(Arc<rustls::ServerConfig>, bool)> {
+        let config = self.config.current().await;
         config
             .tls
             .as_ref()
             .map(|t| (t.server.clone(), t.verifies_clients))
     }
 
-    /// Watches the files until the task is dropped.
+    /// Looks at the files every [`crate::reload::CHECK_INTERVAL`] until the task is dropped,
+    /// so that changes are loaded and reported while no request comes.
     pub async fn watch(self: Arc<Self>) {
-        crate::reload::poll(Arc::new(move || {
-            self.reload_if_changed();
-        }))
-        .await;
-    }
-
-    /// Loads the file again if it or a file it names changed. Returns whether a reload was
-    /// attempted.
-    pub fn reload_if_changed(&self) -> bool {
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if !files.changed() {
-            return false;
-        }
-        let result = WebConfig::load(&self.path, self.policy).and_then(|(config, warnings)| {
-            if config.tls.is_some() != self.tls_enabled {
-                return Err(WebConfigError::FixedAtStartUp("Switching TLS on or off"));
-            }
-            if config.http2 != self.http2 {
-                return Err(WebConfigError::FixedAtStartUp("http_server_config.http2"));
-            }
-            Ok((config, warnings))
-        });
-        // Whatever the outcome, remember what was seen, so that a broken file is reported once
-        // and retried only after the next change.
-        let watched = match &result {
-            Ok((config, _)) => config.watched.clone(),
-            Err(_) => files.paths().cloned().collect(),
-        };
-        *files = FileSet::new(watched);
-        match result {
-            Ok((config, warnings)) => {
-                for warning in &warnings {
-                    tracing::warn!(file = %self.path.display(), "{warning}");
-                }
-                self.telemetry
-                    .set(telemetry::TLS_FIPS_MODE, &[], config.fips_gauge());
-                self.current.store(Arc::new(config));
-                REPORT.reloaded(&self.telemetry, &self.path);
-            }
-            Err(err) => REPORT.refused(&self.telemetry, &self.path, &err),
-        }
-        true
-    }
-}
-
-/// The request guard every route runs behind when a web configuration is given: the rate
-/// limit (429), then basic auth (401); the configured headers go on every answer that passed
-/// the rate limit, 401s included. The request's `Identity` is attached for the handlers.
-/// Open paths skip authentication; when the handshake could not demand a client certificate
-/// because of them, every other request without one is refused here (403).
-pub async fn guard(
-    State(security): State<Arc<WebSecurity>>,
-    mut request: Request<Body>,
-    next: Next,
-) -> Response {
-    if let Some(limiter) = &security.limiter {
-        let allowed = limiter.lock().unwrap_or_else(|p| p.into_inner()).try_take();
-        if !allowed {
-            security
-                .telemetry
-                .increment(telemetry::HTTP_REJECTED, &[("reason", "rate_limited")]);
-            return plain_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
-        }
-    }
-    let config = security.current.load_full();
-    let client_certificate = request
-        .extensions()
-        .get::<ClientCertificateInfo>()
-        .and_then(|info| info.0.clone());
-    let open = (request.method() == http::Method::GET || request.method() == http::Method::HEAD)
-        && security
-            .open_paths
-            .iter()
-            .any(|p| p == request.uri().path());
-    let certificate_missing = !open
-        && client_certificate.is_none()
-        && !security.open_paths.is_empty()
-        && config.tls.as_ref().is_some_and(|t| t.certificate_required);
-    let mut identity = Identity {
-        client_certificate,
-        user: None,
-    };
-    let mut response = if certificate_missing {
-        security.telemetry.increment(
-            telemetry::HTTP_REJECTED,
-            &[("reason", "client_certificate_required")],
-        );
-        plain_error(StatusCode::FORBIDDEN, "client certificate required\n")
-    } else if open || config.users.is_empty() {
-        request.extensions_mut().insert(identity);
-        next.run(request).await
-    } else {
-        let credentials = auth::basic_credentials(request.headers());
-        let authenticated = match &credentials {
-            Some((user, password)) => {
-                security
-                    .authenticator
-                    .check(&config.users, user, password)
-                    .await
-            }
-            None => false,
-        };
-        if authenticated {
-            identity.user = credentials.map(|(user, _)| user);
-            request.extensions_mut().insert(identity);
-            next.run(request).await
-        } else {
-            security
-                .telemetry
-                .increment(telemetry::HTTP_REJECTED, &[("reason", "unauthorized")]);
-            let mut response = plain_error(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
-            response
-        }
-    };
-    for (name, value) in &config.headers {
-        response
-            .headers_mut()
-            .entry(name)
-            .or_insert_with(|| value.clone());
-    }
-    response
-}
-
-fn plain_error(status: StatusCode, body: &'static str) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
-}
-
-/// A global token bucket: `burst` tokens, one more every `interval`. With `burst` 0 nothing
-/// passes, as upstream's limiter does.
-struct TokenBucket {
-    interval: Duration,
-    burst: u32,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(interval: Duration, burst: u32) -> Self {
-        TokenBucket {
-            interval,
-            burst,
-            tokens: f64::from(burst),
-            last: Instant::now(),
-        }
-    }
-
-    fn try_take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() / self.interval.as_secs_f64();
-        self.tokens = (self.tokens + refill).min(f64::from(self.burst));
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.config.clone().watch().await;
     }
 }
 
@@ -545,15 +300,5 @@ mod tests {
             headers(&[("Content-Type", "foo")]),
             Err("HTTP header \"Content-Type\" can not be configured".into())
         );
-    }
-
-    #[test]
-    fn token_bucket() {
-        let mut blocked = TokenBucket::new(Duration::from_secs(1), 0);
-        assert!(!blocked.try_take());
-        let mut bucket = TokenBucket::new(Duration::from_secs(3600), 2);
-        assert!(bucket.try_take());
-        assert!(bucket.try_take());
-        assert!(!bucket.try_take());
     }
 }

@@ -156,6 +156,34 @@ pub async fn send(
     }
 }
 
+/// The value of one series (`name{labels}` exactly as exposed) in a text exposition.
+pub fn series_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+/// An `Authorization` header value for basic auth.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// A `basic_auth_users` hash of `password`: bcrypt (cost 4) as upstream's files have them, or
+/// PBKDF2 in a FIPS build (which refuses bcrypt). Every hash of a scheme has the same length.
+pub fn password_hash(password: &str) -> String {
+    if cfg!(feature = "fips") {
+        pushgateway::web_config::hash_password("pbkdf2-sha256", password).expect("hash")
+    } else {
+        bcrypt::hash(password, 4).expect("hash")
+    }
+}
+
 /// Drops the families the gateway exposes about itself (`process_*`, `pushgateway_*`).
 pub fn strip_own_families(exposition: &str) -> String {
     let mut out = String::new();
