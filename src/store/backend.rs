@@ -24,11 +24,17 @@ use std::sync::Arc;
 use super::Rejection;
 use super::group::{Group, GroupMeta};
 use super::limits::LimitExceeded;
-use super::view::Applied;
 use crate::model::{GroupingKey, MetricType, Timestamp};
 
 /// A change's outcome, as the backend reports it once the change is done (or cannot be).
 pub type Commit<'a> = Pin<Box<dyn Future<Output = Result<Applied, StoreError>> + Send + 'a>>;
+
+/// What a change did, as far as its caller needs to know.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The groups a deletion, an expiry or a bulk deletion removed.
+    pub deleted: Vec<GroupingKey>,
+}
 
 /// Keeps the store's changes.
 pub trait Backend: Send + Sync {

@@ -26,7 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use backend::{
-    Backend, Commit, Discard, PersistedFamily, PersistedGroup, Record, Sink, StoreError, Withdrawal,
+    Applied, Backend, Commit, Discard, PersistedFamily, PersistedGroup, Record, Sink, StoreError,
+    Withdrawal,
 };
 pub use consistency::OwnFamily;
 pub use encoding::{CorruptMetrics, MetricIter};
@@ -36,7 +37,7 @@ pub use limits::{Limit, LimitExceeded, Policy, Quota, QuotaLimit};
 pub use memory::Memory;
 pub use prepare::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP};
 pub use snapshot::{MergedFamily, Snapshot};
-pub use view::{Applied, Totals, View};
+pub use view::{Totals, View};
 
 use prepare::{PreparedFamily, prepare};
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use imbl::OrdMap;
 
-use super::backend::{Discard, PersistedGroup, Record, Sink, StoreError, Withdrawal};
+use super::backend::{Applied, Discard, PersistedGroup, Record, Sink, StoreError, Withdrawal};
 use super::consistency::{Index, OwnFamily};
 use super::errors::Inconsistencies;
 use super::group::{Group, GroupChange, GroupId, GroupMeta, MAX_GROUP_BYTES, StoredFamily};
@@ -48,13 +48,6 @@ struct State {
     counts: Counts,
     /// When each group that expires does so, soonest first.
     deadlines: BTreeSet<(Timestamp, GroupingKey)>,
-}
-
-/// What a change did, as far as its caller needs to know.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Applied {
-    /// The groups a deletion, an expiry or a bulk deletion removed.
-    pub deleted: Vec<GroupingKey>,
 }
 
 /// The store's totals, for the gateway's own metrics.
