@@ -162,6 +162,102 @@ pub struct Cli {
     )]
     pub max_series_per_group: usize,
 
+    /// NATS servers of a replicated store shared by several gateways (nats:// or tls:// URLs;
+    /// repeatable or comma-separated). Without it, the store is this process's own. Ours.
+    #[arg(long = "store.nats.url", value_name = "URL", action = ArgAction::Append, value_delimiter = ',')]
+    pub nats_urls: Vec<String>,
+
+    /// The JetStream key-value bucket of the replicated store. Ours.
+    #[arg(
+        long = "store.nats.bucket",
+        value_name = "NAME",
+        default_value = "pushgateway"
+    )]
+    pub nats_bucket: String,
+
+    /// Replicas of the bucket when the gateway creates it (an existing bucket is used as it
+    /// is). Ours.
+    #[arg(
+        long = "store.nats.replicas",
+        value_name = "COUNT",
+        default_value = "3"
+    )]
+    pub nats_replicas: usize,
+
+    /// How long a change waits for the cluster store to acknowledge it before it gets 503
+    /// (Go duration). Ours.
+    #[arg(long = "store.nats.timeout", value_name = "DURATION", default_value = "5s", value_parser = go::parse_duration)]
+    pub nats_timeout: Duration,
+
+    /// CA certificates (PEM) to verify the NATS servers with (default: the system's). Ours.
+    #[arg(
+        long = "store.nats.tls.ca-file",
+        value_name = "FILE",
+        default_value = ""
+    )]
+    pub nats_ca_file: String,
+
+    /// Client certificate (PEM) for NATS. Ours.
+    #[arg(
+        long = "store.nats.tls.cert-file",
+        value_name = "FILE",
+        default_value = ""
+    )]
+    pub nats_cert_file: String,
+
+    /// Private key (PEM) of the client certificate for NATS. Ours.
+    #[arg(
+        long = "store.nats.tls.key-file",
+        value_name = "FILE",
+        default_value = ""
+    )]
+    pub nats_key_file: String,
+
+    /// User name for NATS (the password comes from --store.nats.password-file). Ours.
+    #[arg(long = "store.nats.user", value_name = "NAME", default_value = "")]
+    pub nats_user: String,
+
+    /// File holding the NATS password. Ours.
+    #[arg(
+        long = "store.nats.password-file",
+        value_name = "FILE",
+        default_value = ""
+    )]
+    pub nats_password_file: String,
+
+    /// File holding a NATS token. Ours.
+    #[arg(
+        long = "store.nats.token-file",
+        value_name = "FILE",
+        default_value = ""
+    )]
+    pub nats_token_file: String,
+
+    /// File holding a NATS nkey seed. Ours.
+    #[arg(
+        long = "store.nats.nkey-seed-file",
+        value_name = "FILE",
+        default_value = ""
+    )]
+    pub nats_nkey_seed_file: String,
+
+    /// NATS credentials file (JWT and nkey seed). Ours.
+    #[arg(
+        long = "store.nats.creds-file",
+        value_name = "FILE",
+        default_value = ""
+    )]
+    pub nats_creds_file: String,
+
+    /// A persistence file (this gateway's or upstream's) to import into the bucket when the
+    /// bucket is empty. Ours.
+    #[arg(
+        long = "store.nats.import-file",
+        value_name = "FILE",
+        default_value = ""
+    )]
+    pub nats_import_file: String,
+
     /// Leave out TLS key exchange groups with ML-KEM, whose FIPS validation is still pending
     /// in the AWS-LC module (post-quantum key exchange is then off). Ours; not an upstream flag.
     #[arg(long = "tls.fips-strict", value_name = "BOOL", num_args = 0..=1, default_value = "false", default_missing_value = "true", overrides_with = "no_fips_strict")]
@@ -261,6 +357,50 @@ impl Cli {
         self.persistence_log && !self.no_persistence_log
     }
 
+    /// The replicated store's settings, with `--store.nats.url`.
+    pub fn cluster_options(&self) -> Result<Option<crate::cluster::ClusterOptions>, String> {
+        use crate::cluster::{Auth, ClusterOptions, TlsFiles};
+        if self.nats_urls.is_empty() {
+            return Ok(None);
+        }
+        if !self.persistence_file.is_empty() {
+            return Err("--persistence.file and --store.nats.url exclude each other: the cluster store keeps the data; import a persistence file with --store.nats.import-file".into());
+        }
+        let file = |value: &str| (!value.is_empty()).then(|| std::path::PathBuf::from(value));
+        let mut auths = Vec::new();
+        if !self.nats_user.is_empty() || !self.nats_password_file.is_empty() {
+            if self.nats_user.is_empty() || self.nats_password_file.is_empty() {
+                return Err("--store.nats.user and --store.nats.password-file go together".into());
+            }
+            auths.push(Auth::UserPassword {
+                user: self.nats_user.clone(),
+                password_file: self.nats_password_file.clone().into(),
+            });
+        }
+        auths.extend(file(&self.nats_token_file).map(Auth::Token));
+        auths.extend(file(&self.nats_nkey_seed_file).map(Auth::NkeySeed));
+        auths.extend(file(&self.nats_creds_file).map(Auth::Creds));
+        if auths.len() > 1 {
+            return Err("give one way of authenticating to NATS: a user and password, a token, an nkey seed or a creds file".into());
+        }
+        if self.nats_replicas == 0 {
+            return Err("--store.nats.replicas must be at least 1".into());
+        }
+        Ok(Some(ClusterOptions {
+            urls: self.nats_urls.clone(),
+            bucket: self.nats_bucket.clone(),
+            replicas: self.nats_replicas,
+            timeout: self.nats_timeout,
+            tls: TlsFiles {
+                ca: file(&self.nats_ca_file),
+                cert: file(&self.nats_cert_file),
+                key: file(&self.nats_key_file),
+            },
+            auth: auths.pop().unwrap_or_default(),
+            import: file(&self.nats_import_file),
+        }))
+    }
+
     /// What the store enforces: expiry and limits.
     pub fn store_policy(&self) -> crate::store::Policy {
         crate::store::Policy {
@@ -304,6 +444,22 @@ impl Cli {
                 "push.max-series-per-group",
                 self.max_series_per_group.to_string(),
             ),
+            ("store.nats.bucket", self.nats_bucket.clone()),
+            ("store.nats.creds-file", self.nats_creds_file.clone()),
+            ("store.nats.import-file", self.nats_import_file.clone()),
+            (
+                "store.nats.nkey-seed-file",
+                self.nats_nkey_seed_file.clone(),
+            ),
+            ("store.nats.password-file", self.nats_password_file.clone()),
+            ("store.nats.replicas", self.nats_replicas.to_string()),
+            ("store.nats.timeout", go::format_duration(self.nats_timeout)),
+            ("store.nats.tls.ca-file", self.nats_ca_file.clone()),
+            ("store.nats.tls.cert-file", self.nats_cert_file.clone()),
+            ("store.nats.tls.key-file", self.nats_key_file.clone()),
+            ("store.nats.token-file", self.nats_token_file.clone()),
+            ("store.nats.url", self.nats_urls.join(",")),
+            ("store.nats.user", self.nats_user.clone()),
             ("tls.fips-strict", self.tls_fips_strict.to_string()),
             ("web.authz-file", self.authz_file.clone()),
             ("web.config.file", self.web_config_file.clone()),

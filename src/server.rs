@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::authz::Authorizer;
 use crate::cli::Cli;
+use crate::cluster::Cluster;
 use crate::encode::exposition::ExpositionCache;
 use crate::http::router::Router;
 use crate::http::{self, AppState, Options, PageSettings, StatusInfo};
@@ -30,6 +31,10 @@ pub enum StartError {
     TelemetryPath(String),
     #[error(transparent)]
     Persistence(#[from] crate::persist::PersistError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("{0}")]
+    Flags(String),
     #[error(transparent)]
     Fips(#[from] crate::fips::NotInFipsMode),
     #[error("invalid --web.config.file {path:?}: {source}")]
@@ -57,6 +62,8 @@ pub struct Gateway {
     listeners: Vec<TcpListener>,
     security: Option<Arc<WebSecurity>>,
     persistence: Option<Arc<Persistence>>,
+    /// With `--store.nats.url`, the replicated store's backend, whose tasks `serve` runs.
+    cluster: Option<Arc<Cluster>>,
     /// Whether the recovered state should be compacted into a snapshot right away.
     compact_now: bool,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -129,7 +136,13 @@ impl Gateway {
             !cli.disable_consistency_check,
             cli.store_policy(),
         ));
-        let (store, persistence, compact_now) = if cli.persistence_file.is_empty() {
+        let cluster_options = cli.cluster_options().map_err(StartError::Flags)?;
+        let mut cluster = None;
+        let (store, persistence, compact_now) = if let Some(options) = cluster_options {
+            let backend = Cluster::new(options, view.clone(), telemetry.clone())?;
+            cluster = Some(backend.clone());
+            (Store::new(view, backend), None, false)
+        } else if cli.persistence_file.is_empty() {
             (Store::in_memory(view), None, false)
         } else {
             let durability = if cli.persistence_log() {
@@ -180,6 +193,7 @@ impl Gateway {
             listeners,
             security,
             persistence,
+            cluster,
             compact_now,
             shutdown,
         })
@@ -219,6 +233,7 @@ impl Gateway {
             }
             tokio::spawn(p.run())
         });
+        let replicator = self.cluster.clone().map(|c| tokio::spawn(c.run()));
         // Before the first request: a group past its deadline is never served.
         crate::expiry::sweep(&self.state.store, &self.state.telemetry).await;
         let expirer = tokio::spawn(crate::expiry::run(
@@ -263,7 +278,7 @@ impl Gateway {
                 tracing::error!(err = %err, "HTTP server failed while stopping");
             }
         }
-        for task in [watcher, authz_watcher, Some(expirer)]
+        for task in [watcher, authz_watcher, Some(expirer), replicator]
             .into_iter()
             .flatten()
         {

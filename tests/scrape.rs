@@ -317,7 +317,6 @@ async fn scrapes_see_whole_pushes_only() {
 
 #[tokio::test]
 async fn promtool_accepts_the_output() {
-    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
     let gw = TestGateway::start(&["--push.enable-utf8-names"]).await;
     assert_eq!(
         gw.put("/metrics/job/batch/instance/host1", RICH)
@@ -332,29 +331,6 @@ async fn promtool_accepts_the_output() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let text = gw.get("/metrics").await.text();
-    let mut child = std::process::Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {promtool} (install Debian's prometheus package; scripts/test does): {e}"));
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let report = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    // promtool lints naming conventions too (exit 3 for lint-only findings); parse errors are
-    // what matters here.
-    assert!(
-        output.status.code() != Some(1) && !report.contains("error while linting"),
-        "promtool rejected the exposition: {report}\n{text}"
-    );
+    common::promtool_check(&gw.get("/metrics").await.text());
     gw.stop().await;
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -17,6 +16,7 @@ use crate::store::{Group, PUSH_FAILURE_TIME, PUSH_TIME, Snapshot, StoredFamily};
 const LABELS_KEY: &str = "labels";
 const LAST_PUSH_KEY: &str = "last_push_successful";
 const EXPIRY_KEY: &str = "expiry";
+const LEFT_OUT_KEY: &str = "left_out";
 
 /// The last `/api/v1/metrics` answer and the store generation it shows, so that a UI polling an
 /// unchanged store costs a copy.
@@ -40,10 +40,7 @@ impl MetricsCache {
             if i > 0 {
                 body.push(b',');
             }
-            let expiry = snapshot
-                .deadline(group)
-                .map(|deadline| (snapshot.expire_after(group), deadline));
-            self::group(group, expiry).write(&mut body);
+            self::group(snapshot, group).write(&mut body);
         }
         body.extend_from_slice(b"]}");
         let body = Bytes::from(body);
@@ -61,22 +58,35 @@ impl MetricsCache {
 }
 
 /// One group's object. A family named like one of the group's own keys (`labels`,
-/// `last_push_successful`, and `expiry` when the group expires) is left out: upstream lets it
-/// overwrite the key, which breaks every reader of the document.
+/// `last_push_successful`, and `expiry` or `left_out` when the group has them) is left out:
+/// upstream lets it overwrite the key, which breaks every reader of the document.
 ///
-/// `expiry` (ours) is the group's expiry and when it expires, for groups that do.
-pub fn group(group: &Group, expiry: Option<(Duration, Timestamp)>) -> Json {
+/// Ours: `expiry` is the group's expiry and when it expires, for groups that do; `left_out`
+/// names the families a replicated store leaves out of the scrape because they clash with
+/// another group's, each with why.
+pub fn group(snapshot: &Snapshot, group: &Group) -> Json {
     let mut object = BTreeMap::new();
     for family in group.families() {
         object.insert(family.name.to_string(), self::family(group, family));
     }
-    if let Some((after, deadline)) = expiry {
+    if let Some(deadline) = snapshot.deadline(group) {
+        let after = snapshot.expire_after(group);
         object.insert(
             EXPIRY_KEY.to_string(),
             Json::object([
                 ("expire_after", Json::Str(crate::go::format_duration(after))),
                 ("expires_at", Json::Str(deadline.rfc3339_nanos())),
             ]),
+        );
+    }
+    if let Some(left_out) = snapshot.left_out(group) {
+        object.insert(
+            LEFT_OUT_KEY.to_string(),
+            Json::object(
+                left_out
+                    .iter()
+                    .map(|(name, why)| (name.as_str(), Json::str(&**why))),
+            ),
         );
     }
     object.insert(

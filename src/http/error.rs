@@ -32,6 +32,10 @@ pub enum HttpError {
     ExpireAfter { value: String, reason: String },
     #[error("bad selector: {0}")]
     Selector(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("not ready: this replica's view has not caught up with the cluster store yet")]
+    NotReady,
     /// The store's backend could not keep the change, so it is not acknowledged (the message
     /// says what happened to the change).
     #[error("{0}")]
@@ -57,6 +61,7 @@ impl From<StoreError> for HttpError {
             StoreError::Rejected(rejection) => HttpError::Rejected(rejection),
             StoreError::NotKept(reason) => HttpError::NotKept(reason),
             StoreError::Limit(exceeded) => HttpError::Limit(exceeded),
+            err @ StoreError::TooLarge { .. } => HttpError::TooLarge(err.to_string()),
         }
     }
 }
@@ -64,9 +69,11 @@ impl From<StoreError> for HttpError {
 impl HttpError {
     pub fn status(&self) -> StatusCode {
         match self {
-            HttpError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::Body(BodyError::TooLarge { .. }) | HttpError::TooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             HttpError::Scrape(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            HttpError::NotKept(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::NotKept(_) | HttpError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             // 413: the push alone exceeds the per-group limit, no state of the store could take
             // it; 507: the store is full; 429: the requester's quota is used up.
             HttpError::Limit(exceeded) => match exceeded.limit {

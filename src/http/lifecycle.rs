@@ -5,14 +5,27 @@ use std::sync::Arc;
 use axum::response::Response;
 use http::StatusCode;
 
-use super::AppState;
-use super::error::text_response;
+use axum::response::IntoResponse;
 
-/// Healthy and ready mean the same, as upstream: the store answers (its lock is not stuck).
+use super::AppState;
+use super::error::{HttpError, text_response};
+
+/// `/-/healthy`: the store answers (its lock is not stuck). As upstream, `/-/ready` means the
+/// same with a local store.
 pub fn healthy(state: &AppState, handler: &'static str) -> Response {
     drop(state.store.snapshot());
     state.telemetry.count_request(handler, "get", 200);
     text_response(StatusCode::OK, "OK")
+}
+
+/// `/-/ready`: as `/-/healthy`, except while the store is not ready (a replica whose view has
+/// not caught up with the cluster store yet): then 503.
+pub fn ready(state: &AppState) -> Response {
+    if state.store.ready() {
+        return healthy(state, "ready");
+    }
+    state.telemetry.count_request("ready", "get", 503);
+    HttpError::NotReady.into_response()
 }
 
 /// With `--web.enable-lifecycle`, answers and then starts the same graceful shutdown as

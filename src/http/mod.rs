@@ -150,7 +150,7 @@ async fn serve(
         }
         Endpoint::Scrape => scrape::scrape(state, request.headers().clone()).await,
         Endpoint::Healthy => lifecycle::healthy(&state, "healthy"),
-        Endpoint::Ready => lifecycle::healthy(&state, "ready"),
+        Endpoint::Ready => lifecycle::ready(&state),
         Endpoint::Quit => lifecycle::quit(&state),
         Endpoint::QuitWrongMethod => lifecycle::quit_wrong_method(),
         Endpoint::Page => ui::page(&state),

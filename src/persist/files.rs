@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use super::PersistError;
-use super::codec::{self, Record, SNAPSHOT_MAGIC};
 use super::fault::{Fault, Operation};
 use crate::store::Group;
+use crate::store::codec::{self, Record, SNAPSHOT_MAGIC};
 
 /// A file's identity: the same path may come to name another file (deleted and created
 /// again), and that must not pass for the file written earlier.

@@ -18,7 +18,6 @@
 //! `<file>.corrupt-<time>` and whatever could be read is used. A file in upstream's format
 //! (Go's gob encoding, see [`gob`]) is imported and kept as `<file>.upstream-backup`.
 
-mod codec;
 mod fault;
 mod files;
 pub mod gob;
@@ -251,6 +250,25 @@ impl Persistence {
             wal.stop();
         }
     }
+}
+
+/// Reads a persistence file (ours with its log segments, or upstream's) without changing any
+/// file, for importing it into another store. Damage is an error.
+pub fn read_only(path: &Path) -> Result<Vec<crate::store::PersistedGroup>, PersistError> {
+    let mut recovery = Recovery::read_only();
+    let first_segment = recovery.read_snapshot(path)?;
+    let segments = files::segments(path);
+    let newest = segments.last().map(|(n, _)| *n);
+    for (number, segment) in segments.iter().filter(|(n, _)| *n >= first_segment) {
+        recovery.replay_segment(segment, Some(*number) == newest)?;
+    }
+    if recovery.outcome() == Outcome::Corrupt {
+        return Err(PersistError::Unusable {
+            path: path.display().to_string(),
+            reason: "the file or its log is damaged (see the log above)".into(),
+        });
+    }
+    Ok(recovery.into_groups())
 }
 
 impl Backend for Persistence {

@@ -9,15 +9,17 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use super::codec::{self, Damage, HEADER_LEN, LOG_MAGIC, Record, Records, SNAPSHOT_MAGIC};
 use super::files::{available_name, unusable};
 use super::{Outcome, PersistError, gob};
 use crate::model::{GroupingKey, Timestamp};
+use crate::store::codec::{self, Damage, HEADER_LEN, LOG_MAGIC, Record, Records, SNAPSHOT_MAGIC};
 use crate::store::{GroupMeta, PersistedFamily, PersistedGroup};
 
 /// What start-up reads back, and what it met on the way.
 #[derive(Default)]
 pub struct Recovery {
+    /// Reading for an export: nothing is moved, renamed or cut, and damage is an error.
+    read_only: bool,
     groups: BTreeMap<GroupingKey, PersistedGroup>,
     found_anything: bool,
     torn: bool,
@@ -26,6 +28,14 @@ pub struct Recovery {
 }
 
 impl Recovery {
+    /// Reads without changing any file (for importing into another store).
+    pub fn read_only() -> Recovery {
+        Recovery {
+            read_only: true,
+            ..Recovery::default()
+        }
+    }
+
     pub fn outcome(&self) -> Outcome {
         if self.corrupt {
             Outcome::Corrupt
@@ -100,10 +110,13 @@ impl Recovery {
             match gob::read_upstream(&bytes) {
                 Ok(groups) => {
                     self.import(groups);
+                    self.imported = true;
+                    if self.read_only {
+                        return Ok(0);
+                    }
                     let backup = available_name(path, "upstream-backup");
                     fs::rename(path, &backup).map_err(|e| unusable(path, e))?;
                     tracing::info!(file = %path.display(), backup = %backup.display(), groups = self.groups.len(), "imported upstream's persistence file");
-                    self.imported = true;
                 }
                 Err(err) => {
                     self.set_aside(path, &format!("not readable as upstream's format: {err}"))
@@ -174,7 +187,9 @@ impl Recovery {
                     self.torn = true;
                     // Cut it off the file too, so that the segment stays readable once newer
                     // segments follow it.
-                    truncate(segment, damage.offset())?;
+                    if !self.read_only {
+                        truncate(segment, damage.offset())?;
+                    }
                     return Ok(());
                 }
                 Err(damage) => {
@@ -189,6 +204,10 @@ impl Recovery {
     /// Moves a damaged file out of the way, keeping it as evidence.
     fn set_aside(&mut self, path: &Path, reason: &str) {
         self.corrupt = true;
+        if self.read_only {
+            tracing::error!(file = %path.display(), reason, "persistence file is damaged");
+            return;
+        }
         let aside = available_name(
             path,
             &format!("corrupt-{}", Timestamp::now().as_nanos() / 1_000_000_000),

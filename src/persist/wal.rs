@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::codec::{self, LOG_MAGIC, header};
 use super::fault::{Fault, Health, Operation};
 use super::files::{FileId, Files, segment_path, sync_directory};
 use crate::model::Timestamp;
+use crate::store::codec::{self, LOG_MAGIC, header};
 use crate::store::{self, Group, Record, Snapshot, StoreError, View, Withdrawal};
 use crate::telemetry::{self, Telemetry};
 

@@ -41,6 +41,12 @@ pub trait Backend: Send + Sync {
     /// Makes `change` happen, and resolves once it counts as done: `Ok` only when the change
     /// would survive whatever the backend promises to survive.
     fn commit(&self, change: super::Change) -> Commit<'_>;
+
+    /// Whether the backend is ready to serve (`/-/ready`): a replicated backend is once its
+    /// view has caught up with the log.
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// Receives, under the view's lock, every record a change makes.
@@ -90,6 +96,15 @@ pub enum StoreError {
     /// A limit or quota would be exceeded; nothing changed.
     #[error(transparent)]
     Limit(#[from] LimitExceeded),
+    /// The group would be larger than the backend can keep.
+    #[error(
+        "the group would take {bytes} bytes, more than {what} ({limit} bytes); nothing was changed"
+    )]
+    TooLarge {
+        bytes: usize,
+        limit: usize,
+        what: &'static str,
+    },
     /// The backend cannot keep the change.
     #[error("{0}")]
     NotKept(Arc<str>),

@@ -126,6 +126,25 @@ pub enum Inconsistency {
     HistogramCollides { name: String, other: String },
 }
 
+impl Inconsistency {
+    /// The family (of the change checked) that has the problem.
+    pub fn family(&self) -> &str {
+        match self {
+            Inconsistency::WrongValueType { family, .. }
+            | Inconsistency::DuplicateLabelName { family, .. }
+            | Inconsistency::InvalidLabelName { family, .. }
+            | Inconsistency::ExplicitQuantileLabel { family, .. }
+            | Inconsistency::DuplicateSeries { family, .. }
+            | Inconsistency::Corrupt { family, .. }
+            | Inconsistency::FamilyType { family, .. } => family,
+            Inconsistency::CollidesWithSummary { name, .. }
+            | Inconsistency::CollidesWithHistogram { name, .. }
+            | Inconsistency::SummaryOrHistogramCollides { name, .. }
+            | Inconsistency::HistogramCollides { name, .. } => name,
+        }
+    }
+}
+
 /// The compact protobuf text form of a metric that upstream's messages embed, for example
 /// `label:{name:"job" value:"a"} gauge:{value:1}`.
 pub fn metric_text(metric: &Metric) -> String {

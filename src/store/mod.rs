@@ -9,6 +9,7 @@
 //! The store knows no files and no network: persistence and replication plug in as backends.
 
 mod backend;
+pub mod codec;
 mod consistency;
 mod encoding;
 mod errors;
@@ -36,8 +37,8 @@ pub use group::{Group, GroupId, GroupMeta, Holder, MAX_GROUP_BYTES, StoredFamily
 pub use limits::{Limit, LimitExceeded, Policy, Quota, QuotaLimit};
 pub use memory::Memory;
 pub use prepare::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP};
-pub use snapshot::{MergedFamily, Snapshot};
-pub use view::{Totals, View};
+pub use snapshot::{LeftOut, MergedFamily, Snapshot};
+pub use view::{Exclusion, Plan, Proposal, Totals, View};
 
 use prepare::{PreparedFamily, prepare};
 
@@ -68,7 +69,7 @@ pub struct Push {
 
 /// A push turned into what the store keeps, or the reason it cannot be kept (which the store
 /// still records as a failed push of the group).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PreparedPush {
     key: GroupingKey,
     mode: PushMode,
@@ -167,6 +168,11 @@ impl Store {
     /// The soonest time a group expires, if any does.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.view.next_deadline()
+    }
+
+    /// Whether the store is ready to serve (see [`Backend::ready`]).
+    pub fn ready(&self) -> bool {
+        self.backend.ready()
     }
 
     /// How many groups and series the store holds.

@@ -12,12 +12,17 @@ use super::group::{Group, GroupChange, GroupId, Interner, StoredFamily};
 use super::prepare::PreparedFamily;
 use crate::model::{GroupingKey, HelpText, MetricName, MetricType, Timestamp};
 
+/// Families of one group left out of the scrape because they clash, each with why.
+pub type LeftOut = BTreeMap<String, Arc<str>>;
+
 #[derive(Clone)]
 pub struct Snapshot {
     generation: u64,
     groups: OrdMap<GroupingKey, Arc<Group>>,
     /// `--push.expire-after`, for groups without an expiry of their own.
     expire_after: Duration,
+    /// Families left out of the scrape because they clash (replicated store only).
+    left_out: OrdMap<GroupingKey, Arc<LeftOut>>,
 }
 
 /// All groups' families of one name, as a scrape shows them: one family, its metrics taken
@@ -36,12 +41,19 @@ impl Snapshot {
         generation: u64,
         groups: OrdMap<GroupingKey, Arc<Group>>,
         expire_after: Duration,
+        left_out: OrdMap<GroupingKey, Arc<LeftOut>>,
     ) -> Self {
         Snapshot {
             generation,
             groups,
             expire_after,
+            left_out,
         }
+    }
+
+    /// A group's families left out of the scrape, each with why.
+    pub fn left_out(&self, group: &Group) -> Option<&LeftOut> {
+        self.left_out.get(group.key()).map(|l| &**l)
     }
 
     /// When a group expires; `None`: never.
@@ -88,8 +100,11 @@ impl Snapshot {
         let mut current: Vec<(&str, usize)> = Vec::new();
         for group in self.groups.values() {
             current.clear();
+            let left_out = self.left_out.get(group.key());
             for family in group.families() {
-                if group.metric_bytes(family).is_empty() {
+                if group.metric_bytes(family).is_empty()
+                    || left_out.is_some_and(|l| l.contains_key(&*family.name))
+                {
                     continue;
                 }
                 let name: &str = &family.name;

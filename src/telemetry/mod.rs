@@ -35,6 +35,15 @@ pub const TLS_HANDSHAKE_ERRORS: &str = "pushgateway_tls_handshake_errors_total";
 pub const TLS_FIPS_MODE: &str = "pushgateway_tls_fips_mode";
 pub const WEB_CONFIG_RELOADS: &str = "pushgateway_web_config_reloads_total";
 pub const PERSISTENCE_ERRORS: &str = "pushgateway_persistence_errors_total";
+pub const CLUSTER_APPLIED_REVISION: &str = "pushgateway_cluster_applied_revision";
+pub const CLUSTER_CAS_RETRIES: &str = "pushgateway_cluster_cas_retries_total";
+pub const CLUSTER_CONFLICTS_TOTAL: &str = "pushgateway_cluster_conflicts_total";
+pub const CLUSTER_CONNECTED: &str = "pushgateway_cluster_connected";
+pub const CLUSTER_LEFT_OUT: &str = "pushgateway_cluster_families_left_out";
+pub const CLUSTER_READY: &str = "pushgateway_cluster_ready";
+pub const CLUSTER_REVISION_LAG: &str = "pushgateway_cluster_revision_lag";
+pub const CLUSTER_TIME_TO_READY: &str = "pushgateway_cluster_time_to_ready_seconds";
+pub const CLUSTER_VIEW_AGE: &str = "pushgateway_cluster_view_age_seconds";
 pub const PERSISTENCE_FAILING_SINCE: &str =
     "pushgateway_persistence_failing_since_timestamp_seconds";
 pub const PERSISTENCE_FAULT: &str = "pushgateway_persistence_fault";
@@ -51,6 +60,51 @@ pub const WEB_CONFIG_LAST_RELOAD_TIME: &str =
     "pushgateway_web_config_last_reload_success_timestamp_seconds";
 
 const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
+    (
+        CLUSTER_APPLIED_REVISION,
+        MetricType::Gauge,
+        "The last revision of the cluster store's bucket this replica's view has applied.",
+    ),
+    (
+        CLUSTER_CAS_RETRIES,
+        MetricType::Counter,
+        "Changes planned again because a group changed in the cluster store since the plan (compare-and-set conflicts).",
+    ),
+    (
+        CLUSTER_CONFLICTS_TOTAL,
+        MetricType::Counter,
+        "Metric families left out of the scrape because they clash with a group written earlier through another replica.",
+    ),
+    (
+        CLUSTER_CONNECTED,
+        MetricType::Gauge,
+        "1 while the replica is connected to NATS, else 0.",
+    ),
+    (
+        CLUSTER_LEFT_OUT,
+        MetricType::Gauge,
+        "Metric families left out of the scrape now because they clash with a group written earlier.",
+    ),
+    (
+        CLUSTER_READY,
+        MetricType::Gauge,
+        "1 while the replica's view has caught up with the cluster store (/-/ready answers 200), else 0.",
+    ),
+    (
+        CLUSTER_REVISION_LAG,
+        MetricType::Gauge,
+        "How many revisions the bucket is ahead of this replica's view, at the last look.",
+    ),
+    (
+        CLUSTER_TIME_TO_READY,
+        MetricType::Gauge,
+        "How long the replica took to catch up with the cluster store after its start or last reconnect.",
+    ),
+    (
+        CLUSTER_VIEW_AGE,
+        MetricType::Gauge,
+        "Seconds since this replica's view was last seen to match the cluster store.",
+    ),
     (
         AUTHZ_DENIED,
         MetricType::Counter,

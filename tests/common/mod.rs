@@ -236,6 +236,34 @@ pub fn decode_protobuf(mut body: &[u8]) -> Vec<MetricFamily> {
     }
     families
 }
+/// `promtool check metrics` on an exposition: it must parse (naming-convention lints, exit 3,
+/// are fine).
+pub fn promtool_check(text: &str) {
+    use std::io::Write;
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {promtool} (install Debian's prometheus package; scripts/test does): {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.code() != Some(1) && !report.contains("error while linting"),
+        "promtool rejected the exposition: {report}\n{text}"
+    );
+}
+
 pub mod faults;
+pub mod nats;
 pub mod process;
 pub mod tls;

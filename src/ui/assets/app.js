@@ -17,7 +17,7 @@
     expanded: 'pushgateway.expanded',
   };
   const LEGACY_LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-  const GROUP_KEYS = new Set(['labels', 'last_push_successful', 'expiry']);
+  const GROUP_KEYS = new Set(['labels', 'last_push_successful', 'expiry', 'left_out']);
   const PUSH_TIME = 'push_time_seconds';
   const PUSH_FAILURE_TIME = 'push_failure_time_seconds';
 
@@ -301,6 +301,7 @@
       lastPushOk: raw.last_push_successful !== false,
       expiresAt: parseTime(raw.expiry?.expires_at),
       expireAfter: raw.expiry?.expire_after ?? null,
+      leftOut: raw.left_out && typeof raw.left_out === 'object' ? raw.left_out : {},
       pushTime: gaugeSeconds(raw[PUSH_TIME]),
       failureTime: gaugeSeconds(raw[PUSH_FAILURE_TIME]),
       searchText: [
@@ -390,6 +391,17 @@
             ? `Last failed push: ${new Date(group.failureTime).toString()}`
             : null,
         });
+    const leftOutNames = Object.keys(group.leftOut).sort(compareStrings);
+    const leftOut = leftOutNames.length
+      ? h('span', {
+          class: 'badge badge-failed',
+          testid: 'left-out',
+          text: `${plural(leftOutNames.length, 'metric')} left out`,
+          title: leftOutNames
+            .map((name) => `${name} is left out of the scrape: ${group.leftOut[name]}`)
+            .join('\n'),
+        })
+      : null;
     const stale = h('span', {
       class: 'badge badge-stale',
       testid: 'stale-badge',
@@ -413,6 +425,7 @@
           'div',
           { class: 'group-meta' },
           failed,
+          leftOut,
           stale,
           timeElement(group.pushTime, 'last push'),
           expiry,

@@ -1,4 +1,5 @@
-//! The on-disk format of snapshots and log segments.
+//! The store's own encoding of groups: the record every backend keeps (a group's whole
+//! content, or its deletion), and the files the single-node store writes them into.
 //!
 //! Every file starts with a header: 8 bytes of magic, a format version (u32), and for a
 //! snapshot the number of the first log segment it does not include, for a segment its own
@@ -19,8 +20,9 @@ use bytes::Bytes;
 
 use std::time::Duration;
 
+use super::backend::PersistedFamily;
+use super::group::{Group, GroupMeta};
 use crate::model::{GroupingKey, MetricType, Timestamp};
-use crate::store::{Group, GroupMeta, PersistedFamily};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"PGWSNAP\0";
 pub const LOG_MAGIC: &[u8; 8] = b"PGWLOG\0\0";
@@ -224,6 +226,18 @@ impl Damage {
             Damage::Truncated { offset } | Damage::Corrupt { offset, .. } => *offset,
         }
     }
+}
+
+/// Decodes a buffer that holds exactly one framed record (a value of the replicated store).
+pub fn decode_record(bytes: &Bytes) -> Result<Record, Damage> {
+    let (record, used) = decode_framed(bytes, 0, Some(bytes))?;
+    if used != bytes.len() {
+        return Err(Damage::Corrupt {
+            offset: used,
+            reason: "bytes after the record".into(),
+        });
+    }
+    Ok(record)
 }
 
 /// Reads the records after a header, as far as they are intact.

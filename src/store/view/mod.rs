@@ -13,7 +13,9 @@
 //!   [`State::remove_group`], which keep the counts (for limits) and the deadlines (for
 //!   expiry) in step with it.
 
-use std::collections::BTreeSet;
+mod replicated;
+
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use imbl::OrdMap;
@@ -25,9 +27,10 @@ use super::group::{Group, GroupChange, GroupId, GroupMeta, MAX_GROUP_BYTES, Stor
 use super::limits::{self, Counts, Policy};
 use super::prepare::{PUSH_FAILURE_TIME, PUSH_TIME, PreparedFamily};
 use super::series::SeriesId;
-use super::snapshot::{self, Snapshot};
+use super::snapshot::{self, LeftOut, Snapshot};
 use super::{Change, PreparedPush, PushMode, Rejection, restore};
 use crate::model::{GroupingKey, Timestamp};
+pub use replicated::{Exclusion, Plan, Proposal};
 
 pub struct View {
     state: Mutex<State>,
@@ -48,6 +51,12 @@ struct State {
     counts: Counts,
     /// When each group that expires does so, soonest first.
     deadlines: BTreeSet<(Timestamp, GroupingKey)>,
+    /// With a replicated backend: each key's revision in the log (of its last write or
+    /// deletion), the last revision applied, and the families left out of the scrape because
+    /// they clash (see [`replicated`]).
+    revisions: HashMap<GroupingKey, u64>,
+    applied: u64,
+    left_out: OrdMap<GroupingKey, Arc<LeftOut>>,
 }
 
 /// The store's totals, for the gateway's own metrics.
@@ -62,6 +71,24 @@ struct Write {
     families: Vec<PreparedFamily>,
     replace_all: bool,
     meta: GroupMeta,
+}
+
+/// A write decided for one group: what it holds now, and what the write puts there.
+struct Planned {
+    key: GroupingKey,
+    current: Option<Arc<Group>>,
+    write: Write,
+    time: Timestamp,
+}
+
+/// What a push does.
+enum Decision {
+    Write(Planned),
+    /// Refused: the error for the pusher, and the failure to record in the group, if any.
+    Refuse {
+        error: StoreError,
+        failure: Option<Planned>,
+    },
 }
 
 /// PUT keeps only this family of the old group (the push time is always written anew).
@@ -82,6 +109,9 @@ impl View {
                 policy,
                 counts: Counts::default(),
                 deadlines: BTreeSet::new(),
+                revisions: HashMap::new(),
+                applied: 0,
+                left_out: OrdMap::new(),
             }),
             own: own.into(),
             check,
@@ -233,6 +263,7 @@ impl View {
             state.generation,
             state.groups.clone(),
             state.policy.expire_after,
+            state.left_out.clone(),
         )
     }
 
@@ -301,22 +332,53 @@ impl State {
         id
     }
 
+    /// Applies a push, or records its failure.
     fn push(
         &mut self,
         push: PreparedPush,
         check: bool,
         sink: &mut dyn Sink,
     ) -> Result<(), StoreError> {
+        match self.decide_push(push, check) {
+            Decision::Write(planned) => {
+                let Planned {
+                    key,
+                    current,
+                    write,
+                    time,
+                } = planned;
+                self.apply(&key, current, write, time, sink);
+                Ok(())
+            }
+            Decision::Refuse { error, failure } => {
+                if let Some(Planned {
+                    key,
+                    current,
+                    write,
+                    time,
+                }) = failure
+                {
+                    self.apply(&key, current, write, time, sink);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// What a push would do to the store, decided without changing anything: the write, or
+    /// why it is refused and the failure it records (if any).
+    fn decide_push(&self, push: PreparedPush, check: bool) -> Decision {
         if let Some(problems) = self.inconsistent.clone() {
-            self.record_failure(&push.key, push.time, check, sink);
-            return Err(Rejection::from(problems).into());
+            return self.refuse(
+                &push.key,
+                push.time,
+                Rejection::from(problems).into(),
+                check,
+            );
         }
         let families = match push.families {
             Ok(families) => families,
-            Err(rejection) => {
-                self.record_failure(&push.key, push.time, check, sink);
-                return Err(rejection.into());
-            }
+            Err(rejection) => return self.refuse(&push.key, push.time, rejection.into(), check),
         };
         let current = self.groups.get(&push.key).cloned();
         let meta = GroupMeta {
@@ -335,14 +397,20 @@ impl State {
             write.add_timestamp(&push.key, PUSH_FAILURE_TIME, Timestamp::ZERO, check);
         }
         let change = write.change(current.as_deref());
-        limits::check(
+        if let Err(exceeded) = limits::check(
             &self.policy,
             &self.counts,
             current.as_deref(),
             Group::series_after(&change),
             push.holder.as_ref(),
             push.quota.as_ref(),
-        )?;
+        ) {
+            // Nothing is recorded for a push over a limit.
+            return Decision::Refuse {
+                error: exceeded.into(),
+                failure: None,
+            };
+        }
         let rejection = if Group::size_after(&change) > MAX_GROUP_BYTES {
             Some(Rejection::GroupTooLarge)
         } else if check {
@@ -352,11 +420,27 @@ impl State {
             None
         };
         if let Some(rejection) = rejection {
-            self.record_failure(&push.key, push.time, check, sink);
-            return Err(rejection.into());
+            return self.refuse(&push.key, push.time, rejection.into(), check);
         }
-        self.apply(&push.key, current, write, push.time, sink);
-        Ok(())
+        Decision::Write(Planned {
+            key: push.key,
+            current,
+            write,
+            time: push.time,
+        })
+    }
+
+    fn refuse(
+        &self,
+        key: &GroupingKey,
+        time: Timestamp,
+        error: StoreError,
+        check: bool,
+    ) -> Decision {
+        Decision::Refuse {
+            error,
+            failure: self.failure_write(key, time, check),
+        }
     }
 
     /// Swaps in the group that results from `write`, keeping the index in step, and hands it
@@ -426,14 +510,9 @@ impl State {
         problems
     }
 
-    /// Records a failed push in the group (its holder and expiry stay as they were).
-    fn record_failure(
-        &mut self,
-        key: &GroupingKey,
-        time: Timestamp,
-        check: bool,
-        sink: &mut dyn Sink,
-    ) {
+    /// The write that records a failed push in the group (its holder and expiry stay as they
+    /// were); `None` when it is not stored.
+    fn failure_write(&self, key: &GroupingKey, time: Timestamp, check: bool) -> Option<Planned> {
         let current = self.groups.get(key).cloned();
         let mut write = Write {
             families: Vec::new(),
@@ -450,10 +529,15 @@ impl State {
             // group's (`{job="a"}` next to `{job="a",instance=""}`), which breaks every later
             // scrape. The failure is reported to the pusher either way; we do not store it.
             if check && !self.index.check(&write.change(None)).is_empty() {
-                return;
+                return None;
             }
         }
-        self.apply(key, current, write, time, sink);
+        Some(Planned {
+            key: key.clone(),
+            current,
+            write,
+            time,
+        })
     }
 
     /// Removes a group, if it exists; returns its key then.
@@ -547,6 +631,7 @@ impl State {
             self.generation,
             self.groups.clone(),
             self.policy.expire_after,
+            OrdMap::new(),
         );
         let problems = snapshot::validate(&snapshot, own);
         if !problems.is_empty() {
