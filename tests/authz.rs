@@ -7,36 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use clap::Parser;
-use common::tls::{Ca, CertAndKey, ClientOptions, dns, email, https};
-use common::{TestGateway, password_hash, series_value};
-use pushgateway::cli::Cli;
-use pushgateway::server::{Gateway, StartError};
+use common::tls::{CertAndKey, Setup, dns, email, https};
+use common::{TestGateway, basic_auth, new_gateway, password_hash, series_value};
+use pushgateway::server::StartError;
 
 const BODY: &str =
     "# TYPE backup_last_success_seconds gauge\nbackup_last_success_seconds 1700000000\n";
 
-struct Setup {
-    dir: tempfile::TempDir,
-    ca: Ca,
-}
-
+/// What these tests add to the TLS set-up: a web config and an authorization file.
 impl Setup {
-    fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new("Test CA");
-        ca.server(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .write(dir.path(), "server");
-        std::fs::write(dir.path().join("ca.crt"), &ca.pem).unwrap();
-        Setup { dir, ca }
-    }
-
-    fn write(&self, name: &str, content: &str) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, content).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-
     async fn start(&self, web: &str, authz: &str, extra: &[&str]) -> TestGateway {
         let web = self.write("web.yml", web);
         let authz = self.write("authz.yml", authz);
@@ -51,15 +30,16 @@ impl Setup {
 
     /// A client with a certificate for `pusher.example.com`.
     fn pusher(&self) -> Arc<rustls::ClientConfig> {
-        self.client(Some(&self.ca.client(
+        self.client_as(Some(&self.ca.client(
             "p",
             vec![dns("pusher.example.com")],
             false,
         )))
     }
 
-    fn client(&self, identity: Option<&CertAndKey>) -> Arc<rustls::ClientConfig> {
-        let options = ClientOptions::new(&self.ca.pem);
+    /// A client showing this certificate, or none.
+    fn client_as(&self, identity: Option<&CertAndKey>) -> Arc<rustls::ClientConfig> {
+        let options = self.client();
         match identity {
             Some(identity) => options.with_identity(identity).config(),
             None => options.config(),
@@ -135,10 +115,10 @@ async fn team_pushers_are_confined_to_their_own_jobs() {
         )
         .await;
     let cert = |cn: &str, sans| setup.ca.client(cn, sans, false);
-    let team_a = setup.client(Some(&cert("team-a", vec![dns("h1.team-a.example.com")])));
-    let team_b = setup.client(Some(&cert("team-b", vec![dns("h1.team-b.example.com")])));
-    let prometheus = setup.client(Some(&cert("prom", vec![dns("prometheus.example.com")])));
-    let ops = setup.client(Some(&cert("ops", vec![email("alice@ops.example.com")])));
+    let team_a = setup.client_as(Some(&cert("team-a", vec![dns("h1.team-a.example.com")])));
+    let team_b = setup.client_as(Some(&cert("team-b", vec![dns("h1.team-b.example.com")])));
+    let prometheus = setup.client_as(Some(&cert("prom", vec![dns("prometheus.example.com")])));
+    let ops = setup.client_as(Some(&cert("ops", vec![email("alice@ops.example.com")])));
     let a_group = "/metrics/job/team-a-backup/instance/h1.team-a.example.com";
     let b_group = "/metrics/job/team-b-backup/instance/h1.team-b.example.com";
 
@@ -291,14 +271,8 @@ rules:
     scrape: true
 "#;
     let gateway = setup.start(&web, authz, &[]).await;
-    let basic = |user: &str, password: &str| {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        )
-    };
-    let alice = basic("alice", "secret");
-    let prom = basic("prom", "secret");
+    let alice = basic_auth("alice", "secret");
+    let prom = basic_auth("prom", "secret");
     let as_user = |auth: &str| vec![("authorization", auth.to_string())];
     let send = |method: &'static str, path: &'static str, auth: &str| {
         let headers = as_user(auth);
@@ -326,7 +300,7 @@ rules:
     assert_eq!(send("GET", "/metrics", &alice).await.status, 403);
     // A wrong password is refused by basic auth before any rule is asked.
     assert_eq!(
-        send("GET", "/metrics", &basic("prom", "wrong"))
+        send("GET", "/metrics", &basic_auth("prom", "wrong"))
             .await
             .status,
         401
@@ -354,15 +328,12 @@ rules:
     scrape: true
 "#;
     let gateway = setup.start(&web, authz, &["--web.enable-lifecycle"]).await;
-    let anonymous = setup.client(None);
+    let anonymous = setup.client_as(None);
     let prom_cert = setup
         .ca
         .client("prom", vec![dns("prometheus.example.com")], false);
-    let with_cert = setup.client(Some(&prom_cert));
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("prom:secret")
-    );
+    let with_cert = setup.client_as(Some(&prom_cert));
+    let auth = basic_auth("prom", "secret");
     let auth = [("authorization", auth.as_str())];
 
     // No certificate and no password: health and readiness only.
@@ -419,7 +390,7 @@ rules:
     let stranger = common::tls::self_signed_client("stranger");
     let result = https(
         gateway.addr,
-        setup.client(Some(&stranger)),
+        setup.client_as(Some(&stranger)),
         "GET",
         "/-/healthy",
         &[],
@@ -600,13 +571,7 @@ fn a_broken_file_refuses_start_up() {
     ];
     for (content, expected) in cases {
         let path = setup.write("authz.yml", content);
-        let cli = Cli::try_parse_from([
-            "pushgateway",
-            "--web.listen-address=127.0.0.1:0",
-            &format!("--web.authz-file={path}"),
-        ])
-        .unwrap();
-        match Gateway::new(&cli) {
+        match new_gateway(&[&format!("--web.authz-file={path}")]) {
             Err(err @ StartError::Authz { .. }) => {
                 assert!(err.to_string().contains(expected), "{content}: {err}")
             }
@@ -614,11 +579,8 @@ fn a_broken_file_refuses_start_up() {
             Ok(_) => panic!("{content}: started"),
         }
     }
-    let cli = Cli::try_parse_from([
-        "pushgateway",
-        "--web.listen-address=127.0.0.1:0",
-        "--web.authz-file=/nonexistent/authz.yml",
-    ])
-    .unwrap();
-    assert!(matches!(Gateway::new(&cli), Err(StartError::Authz { .. })));
+    assert!(matches!(
+        new_gateway(&["--web.authz-file=/nonexistent/authz.yml"]),
+        Err(StartError::Authz { .. })
+    ));
 }

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::TestGateway;
 use common::process::GatewayProcess;
+use common::{TestGateway, basic_auth, password_hash};
 use serde_json::{Value, json};
 
 const GROUPS: [&str; 5] = [
@@ -156,7 +156,7 @@ async fn under_a_route_prefix() {
 async fn with_authorization() {
     let dir = tempfile::tempdir().unwrap();
     let web = dir.path().join("web.yml");
-    let hash = bcrypt::hash("secret", 4).unwrap();
+    let hash = password_hash("secret");
     std::fs::write(
         &web,
         format!("basic_auth_users:\n  alice: {hash}\n  bob: {hash}\n"),
@@ -174,15 +174,7 @@ async fn with_authorization() {
         &format!("--web.authz-file={}", authz.display()),
     ])
     .await;
-    let basic = |user: &str| {
-        format!(
-            "Basic {}",
-            base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                format!("{user}:secret")
-            )
-        )
-    };
+    let basic = |user: &str| basic_auth(user, "secret");
     let (alice, bob) = (basic("alice"), basic("bob"));
     let as_alice = |method: &'static str, path: String| {
         let alice = alice.clone();

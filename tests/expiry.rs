@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestGateway;
-use common::process::{GatewayProcess, sample};
+use common::process::GatewayProcess;
+use common::{TestGateway, series_value};
 use serde_json::Value;
 
 const EXPIRE: &str = "Pushgateway-Expire-After";
@@ -74,7 +74,7 @@ async fn groups_expire_after_the_flag() {
     );
     let metrics = gateway.get("/metrics").await.text();
     assert_eq!(
-        sample(&metrics, "pushgateway_groups_expired_total"),
+        series_value(&metrics, "pushgateway_groups_expired_total"),
         Some(1.0),
         "{metrics}"
     );
@@ -242,7 +242,7 @@ fn expiry_is_durable_and_holds_across_a_restart() {
     let first = again.metrics();
     assert!(!first.contains("job=\"stale\""), "{first}");
     assert_eq!(
-        sample(&first, "pushgateway_groups_expired_total"),
+        series_value(&first, "pushgateway_groups_expired_total"),
         Some(1.0)
     );
 }

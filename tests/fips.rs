@@ -4,39 +4,24 @@
 
 mod common;
 
-use clap::Parser;
-use common::TestGateway;
-use common::tls::{Ca, ClientOptions, https};
-use pushgateway::cli::Cli;
-use pushgateway::server::{Gateway, StartError};
+use common::tls::{ClientOptions, Setup, https};
+use common::{TestGateway, basic_auth, new_gateway};
+use pushgateway::server::StartError;
 use rustls::crypto::aws_lc_rs::{cipher_suite, kx_group};
 
 const FIPS: bool = cfg!(feature = "fips");
 const TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
 const TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
 
-struct Setup {
-    dir: tempfile::TempDir,
-    ca: Ca,
-}
-
+/// What these tests add to the TLS set-up: a web config serving TLS, with more settings.
 impl Setup {
-    fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new("Test CA");
-        ca.server(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .write(dir.path(), "server");
-        Setup { dir, ca }
-    }
-
     fn config(&self, extra: &str) -> String {
-        let path = self.dir.path().join("web.yml");
-        std::fs::write(
-            &path,
-            format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{extra}"),
+        self.write(
+            "web.yml",
+            &format!(
+                "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{extra}"
+            ),
         )
-        .unwrap();
-        path.to_string_lossy().into_owned()
     }
 
     async fn start(&self, extra: &str, flags: &[&str]) -> TestGateway {
@@ -49,13 +34,7 @@ impl Setup {
 
     fn start_error(&self, extra: &str) -> Option<String> {
         let path = self.config(extra);
-        let cli = Cli::try_parse_from([
-            "pushgateway",
-            "--web.listen-address=127.0.0.1:0",
-            &format!("--web.config.file={path}"),
-        ])
-        .unwrap();
-        match Gateway::new(&cli) {
+        match new_gateway(&[&format!("--web.config.file={path}")]) {
             Ok(_) => None,
             Err(StartError::WebConfig { source, .. }) => Some(source.to_string()),
             Err(other) => Some(other.to_string()),
@@ -215,13 +194,7 @@ async fn password_hashes() {
         other => assert_eq!(other, None),
     }
     let gw = setup.start(&pbkdf2_user, &[]).await;
-    let auth = |user: &str, password: &str| {
-        use base64::Engine;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        )
-    };
+    let auth = basic_auth;
     let status = |authorization: String| {
         let config = ClientOptions::new(&setup.ca.pem).config();
         let addr = gw.addr;
@@ -265,13 +238,8 @@ fn hash_password_flag() {
     let users = format!("basic_auth_users:\n  carol: {}\n", hash.trim());
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("web.yml"), users).unwrap();
-    let cli = Cli::try_parse_from([
-        "pushgateway",
-        "--web.listen-address=127.0.0.1:0",
-        &format!("--web.config.file={}", dir.path().join("web.yml").display()),
-    ])
-    .unwrap();
-    assert!(Gateway::new(&cli).is_ok(), "the printed hash is accepted");
+    let web = format!("--web.config.file={}", dir.path().join("web.yml").display());
+    assert!(new_gateway(&[&web]).is_ok(), "the printed hash is accepted");
 }
 
 /// The binary links the FIPS module only: no symbol of the non-FIPS AWS-LC build is in it.

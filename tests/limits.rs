@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::TestGateway;
-use common::process::sample;
+use common::{TestGateway, series_value};
 
 /// A body of `n` series (plus nothing else).
 fn series(name: &str, n: usize) -> String {
@@ -44,13 +43,16 @@ async fn max_groups() {
     assert_eq!(gateway.put("/metrics/job/d", "x 1\n").await.status, 200);
     let metrics = metrics(&gateway).await;
     assert_eq!(
-        sample(
+        series_value(
             &metrics,
             "pushgateway_push_refused_total{reason=\"max_groups\"}"
         ),
         Some(1.0)
     );
-    assert_eq!(sample(&metrics, "pushgateway_store_groups"), Some(3.0));
+    assert_eq!(
+        series_value(&metrics, "pushgateway_store_groups"),
+        Some(3.0)
+    );
     gateway.stop().await;
 }
 
@@ -93,9 +95,12 @@ async fn max_series() {
         200
     );
     let metrics = metrics(&gateway).await;
-    assert_eq!(sample(&metrics, "pushgateway_store_series"), Some(10.0));
     assert_eq!(
-        sample(
+        series_value(&metrics, "pushgateway_store_series"),
+        Some(10.0)
+    );
+    assert_eq!(
+        series_value(
             &metrics,
             "pushgateway_push_refused_total{reason=\"max_series\"}"
         ),
@@ -130,7 +135,7 @@ async fn max_series_per_group() {
         200
     );
     assert_eq!(
-        sample(
+        series_value(
             &metrics(&gateway).await,
             "pushgateway_push_refused_total{reason=\"max_series_per_group\"}"
         ),

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::faults::{Faults, Tmpfs};
-use common::process::{GatewayProcess, http, sample};
+use common::process::{GatewayProcess, http};
+use common::series_value;
 
 /// What the pushers were told, by group.
 #[derive(Default)]
@@ -150,19 +151,19 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn gauge(gateway: &GatewayProcess, series: &str) -> Option<f64> {
-    sample(&gateway.metrics(), series)
+    series_value(&gateway.metrics(), series)
 }
 
 /// The metrics and the refusal while a fault lasts: scrapes work, the fault is named.
 fn check_failing(gateway: &GatewayProcess, kind: &str) {
     let metrics = gateway.metrics();
     assert_eq!(
-        sample(&metrics, "pushgateway_persistence_healthy"),
+        series_value(&metrics, "pushgateway_persistence_healthy"),
         Some(0.0),
         "{metrics}"
     );
     assert_eq!(
-        sample(
+        series_value(
             &metrics,
             &format!("pushgateway_persistence_fault{{kind=\"{kind}\"}}")
         ),
@@ -170,7 +171,7 @@ fn check_failing(gateway: &GatewayProcess, kind: &str) {
         "{metrics}"
     );
     assert!(
-        sample(
+        series_value(
             &metrics,
             "pushgateway_persistence_failing_since_timestamp_seconds"
         )

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::process::{BINARY, GatewayProcess};
-use common::tls::{Ca, ClientOptions, https};
-use common::{Response, send};
+use common::tls::{Setup, https};
+use common::{Response, basic_auth, password_hash, send};
 
 /// A command that runs `program` (the binary, with `args`) with `sockets` as descriptors 3..
 /// and `LISTEN_FDS=listen_fds`. `LISTEN_PID` must be the gateway's own pid, which exists only
@@ -128,33 +128,25 @@ async fn serves_on_the_sockets_systemd_passes() {
 /// TLS and basic auth from `--web.config.file` apply to an inherited socket as to a bound one.
 #[tokio::test]
 async fn tls_and_auth_apply_to_inherited_sockets() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("Test CA");
-    ca.server(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .write(dir.path(), "server");
-    let config = dir.path().join("web.yml");
-    std::fs::write(
-        &config,
-        format!(
+    let setup = Setup::new();
+    let config = setup.write(
+        "web.yml",
+        &format!(
             "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  alice: {}\n",
-            bcrypt::hash("secret", 4).unwrap()
+            password_hash("secret")
         ),
-    )
-    .unwrap();
+    );
     let socket = listener();
     let address = addr(&socket);
     let program = gateway(&[
         "--web.systemd-socket",
-        &format!("--web.config.file={}", config.display()),
+        &format!("--web.config.file={config}"),
     ]);
     let program: Vec<&str> = program.iter().map(String::as_str).collect();
     let _child = GatewayProcess::launch(&mut activated(&program, &[&socket], 1));
 
-    let tls = ClientOptions::new(&ca.pem).config();
-    let authorization = format!(
-        "Basic {}",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "alice:secret")
-    );
+    let tls = setup.client().config();
+    let authorization = basic_auth("alice", "secret");
     let pushed = https(
         address,
         tls.clone(),
@@ -401,18 +393,14 @@ async fn example_units_are_hardened_and_run() {
         "{exec} persists into the StateDirectory="
     );
 
-    let root = tempfile::tempdir().unwrap();
+    let setup = Setup::new();
+    let root = &setup.dir;
     std::fs::create_dir(root.path().join("pushgateway")).unwrap();
-    let ca = Ca::new("Test CA");
-    ca.server(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .write(root.path(), "server");
-    let config = root.path().join("web.yml");
-    std::fs::write(
-        &config,
+    let config = setup.write(
+        "web.yml",
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
-    )
-    .unwrap();
-    let args = format!("--web.config.file={}", config.display());
+    );
+    let args = format!("--web.config.file={config}");
     let program: Vec<String> = words
         .iter()
         .flat_map(|word| match *word {
@@ -425,7 +413,7 @@ async fn example_units_are_hardened_and_run() {
 
     let socket = listener();
     let address = addr(&socket);
-    let tls = ClientOptions::new(&ca.pem).config();
+    let tls = setup.client().config();
     let mut child = GatewayProcess::launch(&mut activated(&program, &[&socket], 1));
     let pushed = https(
         address,

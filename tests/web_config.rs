@@ -7,45 +7,21 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use clap::Parser;
-use common::tls::{Ca, CertAndKey, ClientOptions, dns, email, https, self_signed_client, uri};
-use common::{TestGateway, basic_auth as basic, password_hash, series_value};
-use pushgateway::cli::Cli;
-use pushgateway::server::{Gateway, StartError};
+use common::tls::{Ca, CertAndKey, Setup, dns, email, https, self_signed_client, uri};
+use common::{TestGateway, basic_auth as basic, new_gateway, password_hash, series_value};
+use pushgateway::server::StartError;
 use rustls::crypto::aws_lc_rs::{cipher_suite, kx_group};
 
-struct Setup {
-    dir: tempfile::TempDir,
-    ca: Ca,
-}
-
+/// What these tests add to the TLS set-up: the web config, `web.yml`.
 impl Setup {
-    fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new("Test CA");
-        ca.server(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .write(dir.path(), "server");
-        Setup { dir, ca }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_string_lossy().into_owned()
-    }
-
     /// Writes `web.yml` (paths in it are relative to the temporary directory).
     fn write_config(&self, yaml: &str) -> String {
-        let path = self.path("web.yml");
-        std::fs::write(&path, yaml).unwrap();
-        path
+        self.write("web.yml", yaml)
     }
 
     async fn start(&self, yaml: &str) -> TestGateway {
         let path = self.write_config(yaml);
         TestGateway::start(&[&format!("--web.config.file={path}")]).await
-    }
-
-    fn client(&self) -> ClientOptions<'_> {
-        ClientOptions::new(&self.ca.pem)
     }
 }
 
@@ -54,13 +30,7 @@ const TLS: &str = "tls_server_config:\n  cert_file: server.crt\n  key_file: serv
 fn start_error(yaml: &str, dir: &Path) -> String {
     let path = dir.join("web.yml");
     std::fs::write(&path, yaml).unwrap();
-    let cli = Cli::try_parse_from([
-        "pushgateway",
-        "--web.listen-address=127.0.0.1:0",
-        &format!("--web.config.file={}", path.display()),
-    ])
-    .unwrap();
-    match Gateway::new(&cli) {
+    match new_gateway(&[&format!("--web.config.file={}", path.display())]) {
         Err(StartError::WebConfig { source, .. }) => source.to_string(),
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => "started".to_string(),
@@ -174,13 +144,9 @@ fn invalid_files_refuse_start_up_with_exporter_toolkits_messages() {
         );
     }
     // 1: no such file.
-    let cli = Cli::try_parse_from([
-        "pushgateway",
-        "--web.listen-address=127.0.0.1:0",
-        "--web.config.file=/nonexistent/web.yml",
-    ])
-    .unwrap();
-    let Err(StartError::WebConfig { source, .. }) = Gateway::new(&cli) else {
+    let Err(StartError::WebConfig { source, .. }) =
+        new_gateway(&["--web.config.file=/nonexistent/web.yml"])
+    else {
         panic!("a missing file must refuse start-up");
     };
     assert_eq!(
@@ -447,7 +413,6 @@ async fn http2_is_negotiated_unless_disabled() {
 #[tokio::test]
 async fn client_certificate_policies() {
     let setup = Setup::new();
-    std::fs::write(setup.path("ca.crt"), &setup.ca.pem).unwrap();
     let trusted = setup
         .ca
         .client("pusher", vec![dns("pusher.example")], false);
@@ -525,7 +490,6 @@ async fn client_certificate_policies() {
 #[tokio::test]
 async fn client_allowed_sans() {
     let setup = Setup::new();
-    std::fs::write(setup.path("ca.crt"), &setup.ca.pem).unwrap();
     let pusher = setup.ca.client("test3", vec![dns("test3")], false);
     let by_uri = setup
         .ca
@@ -709,7 +673,6 @@ where
 #[tokio::test]
 async fn reloads_take_effect_and_broken_files_keep_the_last_good_version() {
     let setup = Setup::new();
-    std::fs::write(setup.path("ca.crt"), &setup.ca.pem).unwrap();
     // 46: blocking first (RequireAndVerify, no CA given), then swapped for VerifyIfGiven.
     let gw = setup
         .start(&format!(
@@ -967,7 +930,6 @@ async fn a_rotated_certificate_counts_for_the_very_next_handshake() {
 async fn a_new_client_ca_counts_for_the_very_next_handshake() {
     let setup = Setup::new();
     let ca_file = setup.path("ca.crt");
-    std::fs::write(&ca_file, &setup.ca.pem).unwrap();
     let gw = setup
         .start(&format!(
             "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
@@ -1022,7 +984,6 @@ async fn handlers_see_who_sent_the_request() {
     }
 
     let setup = Setup::new();
-    std::fs::write(setup.path("ca.crt"), &setup.ca.pem).unwrap();
     let path = setup.write_config(&format!(
         "{TLS}  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n{}",
         users_yaml()

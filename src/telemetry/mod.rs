@@ -2,9 +2,12 @@
 //! and the standard process metrics. They are merged into every scrape, and pushed families
 //! must not contradict them.
 //!
-//! prometheus-client is not used here: its encoders speak OpenMetrics only, while these
-//! families must come out in the text format 0.0.4 and in Prometheus' protobuf, and must take
-//! part in the same consistency rules as pushed families. A few atomics and locks do the job.
+//! prometheus-client is not used here. Its text 0.0.4 and protobuf encoders (0.26) are not
+//! byte-compatible with upstream's output (they write `2.0` where Go writes `2`, and add a `.`
+//! to every help text), it has no summary (upstream's push duration and size are summaries),
+//! and its families cannot be read back: these families must be merged with pushed ones into
+//! one sorted exposition, rendered by the same encoders, and take part in the same consistency
+//! rules. A map of values under a lock does the job.
 
 pub mod process;
 

@@ -13,7 +13,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use pushgateway::cli::Cli;
 use pushgateway::model::proto::MetricFamily;
-use pushgateway::server::Gateway;
+use pushgateway::server::{Gateway, StartError};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,6 +35,20 @@ pub struct Response {
 }
 
 impl Response {
+    /// Reads a whole answer.
+    pub async fn read(
+        response: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<Response, hyper::Error> {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -44,13 +58,19 @@ impl Response {
     }
 }
 
+/// A gateway set up with these flags (a listen address on 127.0.0.1:0 is added), not yet
+/// serving; or why it does not start.
+pub fn new_gateway(flags: &[&str]) -> Result<Gateway, StartError> {
+    let mut args = vec!["pushgateway", "--web.listen-address=127.0.0.1:0"];
+    args.extend_from_slice(flags);
+    let cli = Cli::try_parse_from(args).expect("valid flags");
+    Gateway::new(&cli)
+}
+
 impl TestGateway {
     /// Starts a gateway with these flags (the listen address is added).
     pub async fn start(flags: &[&str]) -> TestGateway {
-        let mut args = vec!["pushgateway", "--web.listen-address=127.0.0.1:0"];
-        args.extend_from_slice(flags);
-        let cli = Cli::try_parse_from(args).expect("valid flags");
-        let gateway = Gateway::new(&cli).expect("gateway starts");
+        let gateway = new_gateway(flags).expect("gateway starts");
         let addr = gateway.local_addrs()[0];
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -141,19 +161,7 @@ pub async fn send(
     }
     let request = request.body(Full::new(body)).expect("valid request");
     let response = sender.send_request(request).await.expect("response");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    Response {
-        status,
-        headers,
-        body,
-    }
+    Response::read(response).await.expect("body")
 }
 
 /// The value of one series (`name{labels}` exactly as exposed) in a text exposition.

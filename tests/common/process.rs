@@ -177,10 +177,3 @@ pub fn http(address: &str, method: &str, path: &str, body: &str) -> Option<(u16,
         .map(|(_, b)| b.to_string())?;
     Some((status, body))
 }
-
-/// The value of one sample line (`name{labels} value`, exactly as written) in an exposition.
-pub fn sample(exposition: &str, series: &str) -> Option<f64> {
-    exposition
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{
@@ -18,6 +18,42 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 
 use super::Response;
+
+/// What the TLS tests start from: a temporary directory holding a server certificate for
+/// `localhost` (`server.crt`, `server.key`, ECDSA P-256) and the certificate of the CA that
+/// signed it (`ca.crt`), so that web configs can name them by relative path.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub ca: Ca,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ca = Ca::new("Test CA");
+        ca.server(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .write(dir.path(), "server");
+        std::fs::write(dir.path().join("ca.crt"), &ca.pem).expect("write ca.crt");
+        Setup { dir, ca }
+    }
+
+    /// The path of `name` in the directory.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// Writes `name` in the directory and returns its path.
+    pub fn write(&self, name: &str, content: &str) -> String {
+        let path = self.path(name);
+        std::fs::write(&path, content).expect("write");
+        path
+    }
+
+    /// Client options that trust the CA.
+    pub fn client(&self) -> ClientOptions<'_> {
+        ClientOptions::new(&self.ca.pem)
+    }
+}
 
 /// A certificate authority that can sign server and client certificates.
 pub struct Ca {
@@ -251,20 +287,8 @@ pub async fn https(
             .await
             .map_err(|e| format!("{e:?}"))?
     };
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
     Ok(TlsResponse {
-        response: Response {
-            status,
-            headers,
-            body,
-        },
+        response: Response::read(response).await.map_err(|e| e.to_string())?,
         version,
         suite,
         alpn,

@@ -67,6 +67,17 @@ def single(kind, name, help_text, value):
     return registry
 
 
+def expire_after(duration, inner):
+    """Sets the group's expiry (the gateway's Pushgateway-Expire-After header), as
+    docs/expiry-and-limits.md shows: a handler that adds the header and hands over."""
+
+    def handler(url, method, timeout, headers, data):
+        headers.append(("Pushgateway-Expire-After", duration))
+        return inner(url, method, timeout, headers, data)
+
+    return handler
+
+
 def make_handler(args, record):
     if args.cert:
 
@@ -103,6 +114,7 @@ def make_handler(args, record):
                 entry["content_type"] = names.get("content-type", "")
                 entry["content_encoding"] = names.get("content-encoding", "")
                 entry["basic_auth"] = "authorization" in names
+                entry["expire_after"] = names.get("pushgateway-expire-after", "")
                 if entry["content_encoding"] == "gzip":
                     entry["decompressed_length"] = len(gzip.decompress(data))
                 record.append(entry)
@@ -136,7 +148,12 @@ def main():
             registry = single(Gauge, "py_interop_queue_depth", "A gauge replaced by pushadd.", 0)
             Counter("py_interop_added", "Pushed by pushadd only.", registry=registry).inc()
             pushadd_to_gateway(
-                gateway, "py-interop", registry, grouping_key=grouping, handler=handler, compression="gzip"
+                gateway,
+                "py-interop",
+                registry,
+                grouping_key=grouping,
+                handler=expire_after("1h", handler),
+                compression="gzip",
             )
         elif args.step == "pushadd-snappy":
             registry = single(Gauge, "py_interop_snappy", "Pushed with snappy compression.", 1)

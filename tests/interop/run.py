@@ -9,7 +9,8 @@ with basic auth), then drives it with
 * Python's prometheus_client (PyPI): push_to_gateway, pushadd_to_gateway (gzip and snappy),
   delete_from_gateway, basic_auth_handler and tls_auth_handler with a client certificate;
 * curl, running the README's "Pushing metrics" examples as written (with certificate and
-  password options added for mTLS), on fresh gateways;
+  password options added for mTLS), on fresh gateways with the admin API, modelling what each
+  example does (pushes, deletes, group expiry, bulk deletion) and checking the gateway against it;
 * promtool check metrics on the scrape output;
 * a Prometheus server scraping the plain and the mTLS gateway (client certificate, basic auth,
   honor_labels, native histograms, so protobuf), queried through its HTTP API.
@@ -25,6 +26,7 @@ run in the interpreter given by --client-python (one with prometheus_client inst
 
 import argparse
 import base64
+import calendar
 import collections
 import functools
 import hashlib
@@ -210,13 +212,17 @@ def choose_hash_scheme(binary, requested):
 
 
 class Gateway:
-    def __init__(self, suite, name, tls=False, basic_auth=False):
+    def __init__(self, suite, name, tls=False, basic_auth=False, flags=()):
         self.suite = suite
         self.name = name
         self.tls = tls
         self.basic_auth = basic_auth
+        self.flags = list(flags)
         self.port = None
         self.child = None
+        # Whether this is our gateway, with its own features (group expiry, bulk deletion), or
+        # upstream's, which the suite is checked against too (see --binary).
+        self.ours = None
 
     @property
     def address(self):
@@ -229,7 +235,7 @@ class Gateway:
     def start(self):
         suite = self.suite
         self.port = free_port()
-        argv = [suite.binary, f"--web.listen-address={self.address}", "--persistence.file="]
+        argv = [suite.binary, f"--web.listen-address={self.address}", "--persistence.file=", *self.flags]
         if self.tls or self.basic_auth:
             config = os.path.join(suite.workdir, f"web-{self.name}.yml")
             with open(config, "w") as out:
@@ -243,6 +249,9 @@ class Gateway:
                 raise RuntimeError(f"gateway {self.name} exited with {self.child.returncode}; see {self.log}")
             try:
                 if self.request("GET", "/-/ready")[0] == 200:
+                    status, _, body = self.request("GET", "/api/v1/status")
+                    build = json.loads(body)["data"]["build_information"] if status == 200 else {}
+                    self.ours = "rustVersion" in build
                     return self
             except OSError:
                 pass
@@ -552,8 +561,10 @@ class Suite:
                 f"{label}: Format(FmtText) sends text 0.0.4",
                 records[0]["content_type"],
             )
+            c.equal(records[0]["expire_after"], "1h", f"{label}: a wrapping HTTPDoer sends Pushgateway-Expire-After")
         text_group = gateway.group({"job": "go-interop", "format": "text", "transport": transport})
         c.equal(api_value(text_group, "go_interop_text_small"), "1e-05", f"{label}: the text push stores 1e-05")
+        self.check_expiry(f"{label}: the text push's group", text_group or {}, 3600 if gateway.ours else 0)
 
         doomed = {"job": "go/interop", "instance": "doomed", "transport": transport}
         rc, records, err = self.run_client("go", gateway, "push-doomed", transport)
@@ -704,12 +715,14 @@ class Suite:
                 ("POST", "gzip"),
                 f"{label}: pushadd_to_gateway is a POST with Content-Encoding: gzip",
             )
+            c.equal(records[0]["expire_after"], "1h", f"{label}: a wrapping handler sends Pushgateway-Expire-After")
         group = gateway.group(grouping)
         c.equal(api_value(group, "py_interop_queue_depth"), "0", f"{label}: pushadd replaced the gauge")
         c.equal(api_value(group, "py_interop_added_total"), "1", f"{label}: pushadd added its counter")
         c.equal(
             api_value(group, "py_interop_jobs_total", result="ok"), "3", f"{label}: pushadd kept the other families"
         )
+        self.check_expiry(f"{label}: the group pushed with an expiry", group or {}, 3600 if gateway.ours else 0)
 
         rc, records, err = self.run_client("python", gateway, "pushadd-snappy", transport)
         if records:
@@ -728,6 +741,12 @@ class Suite:
                 "1",
                 f"{label}: the snappy (framed) body is decoded",
             )
+
+        self.check_expiry(
+            f"{label}: after a push without the header, the group",
+            gateway.group(grouping) or {},
+            3600 if gateway.ours else 0,
+        )
 
         doomed = {"job": "py/interop", "instance": "doomed", "transport": transport}
         rc, records, err = self.run_client("python", gateway, "push-doomed", transport)
@@ -823,7 +842,10 @@ class Suite:
         return re.findall(r"^```sh\n(.*?)^```", match.group(1), re.S | re.M)
 
     def curl_requests(self, block, directory):
-        """What the block asks curl for: runs it with `curl` shadowed by a recording function."""
+        """What the block asks curl for: runs it with `curl` shadowed by a recording function.
+
+        Each request is a CurlRequest: its method, path, body, headers (lower-case names) and
+        the query parameters that `-G --data-urlencode` puts in the URL (decoded)."""
         os.makedirs(directory)
         shim = (
             f"_d={directory}\n"
@@ -842,7 +864,7 @@ class Suite:
             if os.path.exists(os.path.join(directory, f"{n}.body")):
                 with open(os.path.join(directory, f"{n}.body"), encoding="utf-8") as raw:
                     body = raw.read()
-            method, url, data = "GET", None, None
+            method, url, data, headers, query, get = None, None, None, {}, [], False
             i = 0
             while i < len(argv):
                 arg = argv[i]
@@ -852,12 +874,27 @@ class Suite:
                 elif arg in ("--data-binary", "-d", "--data"):
                     data = body if argv[i + 1] == "@-" else argv[i + 1]
                     i += 1
+                elif arg == "--data-urlencode":
+                    # name=content: curl encodes the content; the suite keeps it decoded.
+                    name, _, content = argv[i + 1].partition("=")
+                    query.append((name, content))
+                    i += 1
+                elif arg in ("-G", "--get"):
+                    get = True
+                elif arg in ("-H", "--header"):
+                    name, _, value = argv[i + 1].partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                    i += 1
                 elif re.match(r"https?://", arg):
                     url = arg
+                elif arg.startswith("-") and arg not in ("-s", "--silent", "-S", "--show-error"):
+                    raise RuntimeError(f"README example uses a curl option the suite does not model: {arg}")
                 i += 1
-            if data is not None and method == "GET":
-                method = "POST"
-            requests.append((method, urllib.parse.urlsplit(url).path, data))
+            if query and not get:
+                raise RuntimeError("README example uses --data-urlencode without -G")
+            if method is None:
+                method = "POST" if data is not None else "GET"
+            requests.append(CurlRequest(method, urllib.parse.urlsplit(url).path, data, headers, query))
         return requests
 
     def curl_readme(self, gateway):
@@ -892,16 +929,21 @@ class Suite:
                     "client": "curl",
                     "gateway": gateway.name,
                     "step": f"README example {index}",
-                    "requests": [f"{m} {p}" for m, p, _ in requests],
+                    "requests": [f"{r.method} {r.path}" for r in requests],
                     "exit": done.returncode,
                 }
             )
             c.equal(done.returncode, 0, f"{label}: example {index} exits 0: {first_line[:60]}")
-            for method, path, body in requests:
-                if path.startswith("/metrics/job"):
-                    self.model_push(label, index, model, method, path, body, done.stdout)
-                elif path == "/metrics" and method == "GET":
+            for request in requests:
+                if request.path.startswith("/metrics/job"):
+                    self.model_push(label, index, model, request, done.stdout, gateway)
+                elif request.path == "/api/v1/groups" and request.method == "DELETE":
+                    self.model_bulk_delete(label, index, model, request, done.stdout, gateway)
+                elif request.path == "/metrics" and request.method == "GET":
                     self.check_curl_scrape(label, index, done.stdout, model)
+                else:
+                    what = f"{request.method} {request.path}"
+                    raise RuntimeError(f"README example {index}: the suite does not model {what}")
             self.check_model(label, index, gateway, model)
 
     def curl_refusals(self, gateway):
@@ -953,13 +995,18 @@ class Suite:
                 c.equal(outcomes[(0, status)], attempts, f"{what} gets {status} every time ({repr(dict(outcomes))})")
         c.equal(gateway.group({"job": "curl-refused"}), None, f"curl/{gateway.name}: refused pushes stored nothing")
 
-    def model_push(self, label, index, model, method, path, body, answer):
+    def model_push(self, label, index, model, request, answer, gateway):
         """Applies a push or delete to the model of the gateway, as upstream's rules have it.
 
         The one consistency rule that examples can plausibly break is a family pushed with
         another type than the same name has in another group: that push is refused with 400, and
         the group is created (or kept) with its last push marked failed.
+
+        Our gateway also keeps each group's expiry: a successful push with the
+        Pushgateway-Expire-After header sets it (0: never), one without keeps it. Upstream
+        ignores the header.
         """
+        method, path, body = request.method, request.path, request.data
         grouping = self.parse_grouping(path)
         key = frozenset(grouping.items())
         if method == "DELETE":
@@ -982,13 +1029,41 @@ class Suite:
                 f"README example {index} ({method} {path}) is refused with 400 when the examples run in "
                 f"order: {'; '.join(conflicts)}"
             )
-            model.setdefault(key, {"families": {}, "ok": False})["ok"] = False
+            model.setdefault(key, {"families": {}, "ok": False, "expiry": 0})["ok"] = False
             return
         self.checks.equal(answer, "", f"{label}: example {index}: {method} {path} is accepted (empty answer)")
-        group = model.get(key, {"families": {}})
+        group = model.get(key, {"families": {}, "expiry": 0})
         kept = {} if method == "PUT" else dict(group["families"])
         kept.update(families)
-        model[key] = {"families": kept, "ok": True}
+        expiry = group["expiry"]
+        header = request.headers.get("pushgateway-expire-after")
+        if header is not None and gateway.ours:
+            expiry = go_duration_seconds(header)
+        model[key] = {"families": kept, "ok": True, "expiry": expiry}
+
+    def model_bulk_delete(self, label, index, model, request, answer, gateway):
+        """Applies DELETE /api/v1/groups?match=<selector> (ours) to the model: every group whose
+        grouping labels match goes, and the answer counts them. Upstream has no such route."""
+        where = f"{label}: example {index}: DELETE /api/v1/groups"
+        if not gateway.ours:
+            self.checks.check("404" in answer, f"{where} is not a route of upstream's", repr(answer))
+            return
+        selectors = [value for name, value in request.query if name == "match"]
+        if not self.checks.equal(len(selectors), 1, f"{where} gives one match parameter"):
+            return
+        matchers = parse_selector(selectors[0])
+        deleted = [key for key in model if selector_matches(matchers, dict(key))]
+        for key in deleted:
+            del model[key]
+        try:
+            document = json.loads(answer)
+        except ValueError:
+            document = answer
+        self.checks.equal(
+            document,
+            {"status": "success", "data": {"deleted": len(deleted)}},
+            f"{where} deletes the {len(deleted)} matching group(s) and says how many",
+        )
 
     def parse_grouping(self, path):
         pairs = path_pairs(path)
@@ -1023,6 +1098,7 @@ class Suite:
                 sorted(modelled["families"]),
                 f"{where}: families",
             )
+            self.check_expiry(where, group, modelled["expiry"])
             for name, (kind, help_text, samples) in modelled["families"].items():
                 family = group.get(name) or {}
                 c.equal(family.get("type"), kind, f"{where}: {name} is {kind}")
@@ -1035,6 +1111,25 @@ class Suite:
                     want.append((sorted(full.items()), value))
                 got = [(sorted(m["labels"].items()), float(m["value"])) for m in family.get("metrics", [])]
                 c.equal(sorted(got), sorted(want), f"{where}: {name} samples")
+
+    def check_expiry(self, where, group, seconds):
+        """A group that expires shows it in the JSON API (ours): its expiry, and a deadline that
+        is its last successful push plus the expiry. Other groups have no `expiry` key."""
+        c = self.checks
+        expiry = group.get("expiry")
+        if not seconds:
+            c.equal(expiry, None, f"{where}: no expiry")
+            return
+        if not c.check(isinstance(expiry, dict), f"{where}: has an expiry", repr(expiry)):
+            return
+        c.equal(go_duration_seconds(expiry.get("expire_after", "")), seconds, f"{where}: expires after {seconds}s")
+        pushed = float(api_value(group, "push_time_seconds") or "nan")
+        deadline = rfc3339_seconds(expiry.get("expires_at", ""))
+        c.check(
+            abs(deadline - (pushed + seconds)) < 0.01,
+            f"{where}: expires at its last push + {seconds}s",
+            f"{expiry} vs push_time_seconds {pushed}",
+        )
 
     def check_curl_scrape(self, label, index, text, model):
         c = self.checks
@@ -1431,6 +1526,66 @@ def native_histogram_ok(sample):
     )
 
 
+CurlRequest = collections.namedtuple("CurlRequest", "method path data headers query")
+
+_GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def go_duration_seconds(text):
+    """Seconds in a Go duration (`10m`, `1h0m0s`, `1.5s`, `0`)."""
+    if text == "0":
+        return 0
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Go duration: {text!r}")
+    return sum(float(n) * _GO_DURATION_UNITS[u] for n, u in parts)
+
+
+def rfc3339_seconds(text):
+    """Unix seconds of an RFC 3339 UTC time with up to nanoseconds (`...T03:31:02.123456789Z`)."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z", text)
+    if not match:
+        return float("nan")
+    whole = calendar.timegm(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S"))
+    return whole + float(match.group(2) or 0)
+
+
+_SELECTOR_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|(?=\}))')
+
+
+def parse_selector(text):
+    """A Prometheus selector over labels, `{job="a",instance=~"db-.*"}`, as (name, op, value)."""
+    text = text.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        raise ValueError(f"not a selector: {text!r}")
+    inner, matchers, at = text[1:-1], [], 0
+    while at < len(inner.rstrip()):
+        match = _SELECTOR_MATCHER.match(inner + "}", at)
+        if not match:
+            raise ValueError(f"cannot parse selector {text!r} at {at}")
+        matchers.append((match.group(1), match.group(2), _unescape(match.group(3))))
+        at = match.end()
+    if not matchers:
+        raise ValueError("a selector without matchers is refused by the gateway")
+    return matchers
+
+
+def selector_matches(matchers, labels):
+    """As Prometheus matches: a missing label is the empty value; regular expressions are anchored."""
+    for name, op, value in matchers:
+        actual = labels.get(name, "")
+        if op == "=":
+            ok = actual == value
+        elif op == "!=":
+            ok = actual != value
+        else:
+            ok = re.fullmatch(value, actual) is not None
+            ok = ok if op == "=~" else not ok
+        if not ok:
+            return False
+    return True
+
+
 def parse_push_body(text):
     """{family: (TYPE, help or None, [(labels, value)])} of a README example's body."""
     exposition = Exposition(text)
@@ -1485,9 +1640,10 @@ def main():
             suite.go_client(gateway, gateway.name)
         for gateway in (plain, basic, mtls):
             suite.python_client(gateway, gateway.name)
-        # The README's examples assume a gateway of their own.
+        # The README's examples assume a gateway of their own, with the admin API (for the bulk
+        # deletion example).
         for name, tls, basic_auth in (("readme", False, False), ("readme-mtls", True, True)):
-            fresh = Gateway(suite, name, tls=tls, basic_auth=basic_auth).start()
+            fresh = Gateway(suite, name, tls=tls, basic_auth=basic_auth, flags=["--web.enable-admin-api"]).start()
             try:
                 suite.curl_readme(fresh)
                 if tls:

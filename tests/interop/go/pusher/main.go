@@ -36,6 +36,7 @@ func (r recorder) Do(req *http.Request) (*http.Response, error) {
 		"content_encoding": req.Header.Get("Content-Encoding"),
 		"content_length":   req.ContentLength,
 		"basic_auth":       req.Header.Get("Authorization") != "",
+		"expire_after":     req.Header.Get("Pushgateway-Expire-After"),
 	}
 	resp, err := r.inner.Do(req)
 	if err != nil {
@@ -48,9 +49,22 @@ func (r recorder) Do(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// expiring sets a group's expiry (the gateway's Pushgateway-Expire-After header) on every request,
+// as docs/expiry-and-limits.md shows for client_golang releases without Pusher.Header (Debian's
+// 1.14 is one).
+type expiring struct {
+	inner push.HTTPDoer
+	after string
+}
+
+func (e expiring) Do(req *http.Request) (*http.Response, error) {
+	req.Header.Set("Pushgateway-Expire-After", e.after)
+	return e.inner.Do(req)
+}
+
 func main() {
 	gateway := flag.String("gateway", "", "base URL of the gateway")
-	step := flag.String("step", "", "push | add | push-text | push-doomed | delete-doomed")
+	step := flag.String("step", "", "push | add | push-text (with an expiry of 1h) | push-doomed | delete-doomed")
 	transport := flag.String("transport", "plain", "value of the grouping label that tells the suite's gateways apart")
 	caFile := flag.String("ca", "", "CA certificate that signed the gateway's certificate")
 	certFile := flag.String("cert", "", "client certificate")
@@ -125,7 +139,8 @@ func main() {
 		small.Set(1e-05)
 		registry.MustRegister(small)
 		group := map[string]string{"format": "text", "transport": *transport}
-		fail(pusher("go-interop", group).Gatherer(registry).Format(expfmt.FmtText).Push())
+		p := pusher("go-interop", group).Client(expiring{inner: doer, after: "1h"})
+		fail(p.Gatherer(registry).Format(expfmt.FmtText).Push())
 	case "push-doomed", "delete-doomed":
 		// A job with '/' is sent as job@base64.
 		p := pusher("go/interop", map[string]string{"instance": "doomed", "transport": *transport})
