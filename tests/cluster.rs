@@ -14,7 +14,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use common::nats::NatsCluster;
-use common::process::{GatewayProcess, http, sample};
+use common::process::{GatewayProcess, http};
+use common::series_value;
 use serde_json::Value;
 
 /// Gateway replicas on one NATS cluster.
@@ -328,7 +329,7 @@ fn concurrent_posts_lose_no_update() {
     }
     let retries: f64 = replicas
         .running()
-        .filter_map(|g| sample(&g.metrics(), "pushgateway_cluster_cas_retries_total"))
+        .filter_map(|g| series_value(&g.metrics(), "pushgateway_cluster_cas_retries_total"))
         .sum();
     eprintln!(
         "concurrent POSTs: {} families, {retries} compare-and-set retries",
@@ -379,7 +380,7 @@ fn clashing_pushes_are_settled_the_same_everywhere() {
         Duration::from_secs(5),
         || {
             replicas.running().all(|g| {
-                sample(&g.metrics(), "pushgateway_cluster_families_left_out")
+                series_value(&g.metrics(), "pushgateway_cluster_families_left_out")
                     == Some(both_accepted as f64)
             })
         },
@@ -559,7 +560,7 @@ fn without_a_quorum_pushes_get_503() {
         );
     }
     wait_until("the view ages", Duration::from_secs(5), || {
-        sample(
+        series_value(
             &replicas.get(0).metrics(),
             "pushgateway_cluster_view_age_seconds",
         )
@@ -682,7 +683,7 @@ fn expiry_limits_and_bulk_deletion_on_the_shared_store() {
     wait_until("the expiries are counted", Duration::from_secs(5), || {
         let expired: f64 = replicas
             .running()
-            .filter_map(|g| sample(&g.metrics(), "pushgateway_groups_expired_total"))
+            .filter_map(|g| series_value(&g.metrics(), "pushgateway_groups_expired_total"))
             .sum();
         expired == 10.0
     });
