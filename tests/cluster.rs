@@ -756,3 +756,75 @@ fn a_persistence_file_is_imported_into_an_empty_bucket() {
     assert_eq!(values(&pushed(replicas.get(second))).len(), 1);
     assert!(replicas.get(second).log().contains("not imported"));
 }
+
+/// TLS to NATS with the servers' own CA and a client certificate that the servers verify. A
+/// FIPS build makes this connection through the validated module, and refuses a connection
+/// without TLS.
+#[test]
+fn tls_and_client_certificates_to_nats() {
+    let setup = common::tls::Setup::new();
+    let client = setup.ca.client(
+        "pushgateway",
+        vec![common::tls::dns("gateway.example")],
+        false,
+    );
+    client.write(setup.dir.path(), "nats-client");
+    let tls = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}",
+        setup.path("server.crt"),
+        setup.path("server.key"),
+        setup.path("ca.crt")
+    );
+    let Some(nats) = NatsCluster::start_with_tls(&tls) else {
+        return;
+    };
+    let ca = format!("--store.nats.tls.ca-file={}", setup.path("ca.crt"));
+    let cert = format!(
+        "--store.nats.tls.cert-file={}",
+        setup.path("nats-client.crt")
+    );
+    let key = format!(
+        "--store.nats.tls.key-file={}",
+        setup.path("nats-client.key")
+    );
+    let replicas = Replicas::start(&nats, 2, &[&ca, &cert, &key]);
+    assert_eq!(
+        replicas
+            .get(0)
+            .request("PUT", "/metrics/job/tls", "value 1\n")
+            .unwrap()
+            .0,
+        200
+    );
+    assert!(values(&converged(&replicas, Duration::from_secs(5))).contains_key("tls"));
+
+    // Without a client certificate the servers refuse the gateway: it never becomes ready and
+    // changes get 503.
+    let refused = GatewayProcess::start(&[
+        format!("--store.nats.url={}", nats.urls()),
+        "--store.nats.timeout=1s".to_string(),
+        ca.clone(),
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(refused.request("GET", "/-/ready", "").unwrap().0, 503);
+    assert_eq!(
+        refused
+            .request("PUT", "/metrics/job/no", "value 1\n")
+            .unwrap()
+            .0,
+        503
+    );
+
+    // A FIPS build connects to NATS only over TLS.
+    let plain =
+        GatewayProcess::try_start(&["--store.nats.url=nats://127.0.0.1:4222".to_string()], &[]);
+    if pushgateway::fips::BUILD {
+        let log = plain.err().expect("a FIPS build refuses NATS without TLS");
+        assert!(
+            log.contains("FIPS") && log.contains("only over TLS"),
+            "{log}"
+        );
+    } else {
+        assert!(plain.is_ok());
+    }
+}

@@ -324,3 +324,114 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MetricType;
+    use crate::model::proto::{Counter, Gauge, METRIC_FAMILY_METRIC_TAG, Metric};
+    use crate::store::{GroupMeta, PersistedFamily};
+
+    fn group(job: &str, kind: MetricType) -> PersistedGroup {
+        let metric = Metric {
+            counter: (kind == MetricType::Counter).then(|| Counter {
+                value: Some(1.0),
+                ..Default::default()
+            }),
+            gauge: (kind == MetricType::Gauge).then_some(Gauge { value: Some(1.0) }),
+            label: crate::store::prepare::sanitized_labels(&[], &key(job)),
+            ..Default::default()
+        };
+        let mut metrics = Vec::new();
+        prost::encoding::message::encode(METRIC_FAMILY_METRIC_TAG, &metric, &mut metrics);
+        PersistedGroup {
+            key: key(job),
+            meta: GroupMeta::default(),
+            families: vec![PersistedFamily {
+                name: "m".into(),
+                help: None,
+                kind,
+                pushed_at: Timestamp::ZERO,
+                metrics: metrics.into(),
+            }],
+        }
+    }
+
+    fn key(job: &str) -> GroupingKey {
+        GroupingKey::from_labels([("job", job)])
+    }
+
+    /// Which groups' `m` is left out, by job.
+    fn left_out(view: &View) -> Vec<String> {
+        let snapshot = view.snapshot();
+        snapshot
+            .groups()
+            .filter(|g| snapshot.left_out(g).is_some_and(|l| l.contains_key("m")))
+            .map(|g| g.key().job().to_string())
+            .collect()
+    }
+
+    fn view() -> View {
+        View::new(&[], true, Default::default())
+    }
+
+    /// The family written later (by revision) is left out, and every view agrees whatever
+    /// history it saw: one that saw every change, one that only saw what the log holds now.
+    #[test]
+    fn clashes_are_settled_by_revision_whatever_the_history() {
+        let full = view();
+        full.apply_replicated(key("a"), 1, Some(group("a", MetricType::Counter)));
+        let events = full.apply_replicated(key("b"), 2, Some(group("b", MetricType::Gauge)));
+        assert_eq!(events.len(), 1);
+        assert!(events[0].reason.as_deref().is_some_and(|r| r.contains("m")));
+        assert_eq!(left_out(&full), ["b"]);
+        // `a` is written again: now it is the later one.
+        let events = full.apply_replicated(key("a"), 3, Some(group("a", MetricType::Counter)));
+        assert_eq!(left_out(&full), ["a"]);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.key == key("b") && e.reason.is_none())
+        );
+        // What a replica started now sees: the latest value of each key, in revision order.
+        let fresh = view();
+        fresh.apply_replicated(key("b"), 2, Some(group("b", MetricType::Gauge)));
+        fresh.apply_replicated(key("a"), 3, Some(group("a", MetricType::Counter)));
+        assert_eq!(left_out(&fresh), left_out(&full));
+        // Deleting the earlier group lets the later one back in, in both.
+        for view in [&full, &fresh] {
+            view.apply_replicated(key("b"), 4, None);
+            assert!(left_out(view).is_empty());
+            assert_eq!(view.left_out_count(), 0);
+        }
+        // Revisions already applied are ignored.
+        assert!(
+            full.apply_replicated(key("b"), 4, Some(group("b", MetricType::Gauge)))
+                .is_empty()
+        );
+        assert!(full.snapshot().group(&key("b")).is_none());
+    }
+
+    /// A plan is made against the view and changes nothing; it carries the revision each
+    /// write is conditioned on (that of a deletion, for a key deleted before).
+    #[test]
+    fn plans_carry_the_revisions_they_were_made_against() {
+        let view = view();
+        view.apply_replicated(key("a"), 5, Some(group("a", MetricType::Counter)));
+        view.apply_replicated(key("gone"), 6, Some(group("gone", MetricType::Counter)));
+        view.apply_replicated(key("gone"), 7, None);
+        let generation = view.snapshot().generation();
+        let plan = view.plan(&crate::store::Change::Wipe);
+        assert_eq!(plan.proposals.len(), 1);
+        assert_eq!(plan.proposals[0].expected, Some(5));
+        assert!(plan.proposals[0].group.is_none());
+        assert_eq!(
+            view.snapshot().generation(),
+            generation,
+            "planning changes nothing"
+        );
+        let plan = view.plan(&crate::store::Change::Delete(key("gone")));
+        assert!(plan.proposals.is_empty(), "nothing to delete");
+        assert_eq!(view.applied_revision(), 7);
+    }
+}
