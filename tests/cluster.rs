@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::nats::NatsCluster;
 use common::process::{GatewayProcess, http};
-use common::series_value;
+use common::{job_values, series_value, wait_until};
 use serde_json::Value;
 
 /// Gateway replicas on one NATS cluster.
@@ -79,29 +79,9 @@ fn wait_ready(gateway: &GatewayProcess, limit: Duration) {
     }
 }
 
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The pushed part of a scrape (the gateway's own families left out).
 fn pushed(gateway: &GatewayProcess) -> String {
     common::strip_own_families(&gateway.metrics())
-}
-
-/// `value` of every group, by job.
-fn values(scrape: &str) -> BTreeMap<String, u64> {
-    scrape
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("value{instance=\"\",job=\"")?;
-            let (job, value) = rest.split_once("\"} ")?;
-            Some((job.to_string(), value.parse::<f64>().ok()? as u64))
-        })
-        .collect()
 }
 
 /// Waits until every running replica serves the same pushed metrics; returns them.
@@ -193,7 +173,7 @@ impl Storm {
 /// Every acknowledged push is served by every running replica.
 fn assert_all_present(replicas: &Replicas, acknowledged: &BTreeMap<String, u64>, context: &str) {
     let scrape = converged(replicas, Duration::from_secs(15));
-    let found = values(&scrape);
+    let found = job_values(&scrape);
     let lost: Vec<&String> = acknowledged
         .iter()
         .filter(|(job, value)| found.get(*job) != Some(value))
@@ -266,7 +246,7 @@ fn replicas_converge_and_serve_every_group() {
     let scrape = converged(&replicas, Duration::from_secs(5));
     assert!(scrape.contains("other{instance=\"\",job=\"g0\"} 1"));
     assert!(!scrape.contains("job=\"g1\""));
-    assert_eq!(values(&scrape).len(), 199);
+    assert_eq!(job_values(&scrape).len(), 199);
     lags.sort();
     eprintln!(
         "convergence lag over {} pushes: p50 {:?}, p99 {:?}, max {:?}",
@@ -284,7 +264,7 @@ fn replicas_converge_and_serve_every_group() {
         202
     );
     assert_eq!(
-        values(&converged(&replicas, Duration::from_secs(5))).len(),
+        job_values(&converged(&replicas, Duration::from_secs(5))).len(),
         0
     );
 }
@@ -621,7 +601,7 @@ fn a_new_replica_is_ready_only_when_caught_up() {
     }
     let ready_after = started.elapsed();
     assert_eq!(
-        values(&pushed(&gateway)).len(),
+        job_values(&pushed(&gateway)).len(),
         groups,
         "ready means caught up"
     );
@@ -678,7 +658,9 @@ fn expiry_limits_and_bulk_deletion_on_the_shared_store() {
         .unwrap();
     assert_eq!(status, 507, "the limit counts the shared store: {text}");
     wait_until("every group expired", Duration::from_secs(10), || {
-        replicas.running().all(|g| values(&pushed(g)).is_empty())
+        replicas
+            .running()
+            .all(|g| job_values(&pushed(g)).is_empty())
     });
     wait_until("the expiries are counted", Duration::from_secs(5), || {
         let expired: f64 = replicas
@@ -739,7 +721,7 @@ fn a_persistence_file_is_imported_into_an_empty_bucket() {
     let import = format!("--store.nats.import-file={}", file.display());
     let replicas = Replicas::start(&nats, 1, &[&import]);
     wait_until("the groups are imported", Duration::from_secs(10), || {
-        values(&pushed(replicas.get(0))).len() == 2
+        job_values(&pushed(replicas.get(0))).len() == 2
     });
     // A second replica with the same flag does not import again (the bucket is not empty).
     assert_eq!(
@@ -753,7 +735,7 @@ fn a_persistence_file_is_imported_into_an_empty_bucket() {
     let mut replicas = replicas;
     let second = replicas.add();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(values(&pushed(replicas.get(second))).len(), 1);
+    assert_eq!(job_values(&pushed(replicas.get(second))).len(), 1);
     assert!(replicas.get(second).log().contains("not imported"));
 }
 
@@ -796,7 +778,7 @@ fn tls_and_client_certificates_to_nats() {
             .0,
         200
     );
-    assert!(values(&converged(&replicas, Duration::from_secs(5))).contains_key("tls"));
+    assert!(job_values(&converged(&replicas, Duration::from_secs(5))).contains_key("tls"));
 
     // Without a client certificate the servers refuse the gateway: it never becomes ready and
     // changes get 503.

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::faults::{Faults, Tmpfs};
 use common::process::{GatewayProcess, http};
-use common::series_value;
+use common::{job_values, series_value, wait_until};
 
 /// What the pushers were told, by group.
 #[derive(Default)]
@@ -104,21 +104,9 @@ impl Pushers {
     }
 }
 
-/// `value{instance="",job="<job>"}` of every group in a scrape.
-fn values(exposition: &str) -> BTreeMap<String, u64> {
-    exposition
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("value{instance=\"\",job=\"")?;
-            let (job, value) = rest.split_once("\"} ")?;
-            Some((job.to_string(), value.parse::<f64>().ok()? as u64))
-        })
-        .collect()
-}
-
 /// Every acknowledged push is in the scrape with its value; no refused one is.
 fn check_outcomes(exposition: &str, outcomes: &Outcomes, context: &str) -> (usize, usize) {
-    let found = values(exposition);
+    let found = job_values(exposition);
     let lost: Vec<&String> = outcomes
         .acknowledged
         .iter()
@@ -140,14 +128,6 @@ fn check_outcomes(exposition: &str, outcomes: &Outcomes, context: &str) -> (usiz
         "{context}: pushes answered 503 were applied: {present:?}"
     );
     (outcomes.acknowledged.len(), outcomes.refused.len())
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn gauge(gateway: &GatewayProcess, series: &str) -> Option<f64> {
@@ -317,7 +297,7 @@ fn a_snapshot_that_cannot_be_written_leaves_the_last_good_one() {
         "no half-written snapshot is left behind"
     );
     assert!(
-        values(&gateway.metrics()).contains_key("second"),
+        job_values(&gateway.metrics()).contains_key("second"),
         "scrapes work"
     );
     std::fs::remove_file(&filler).unwrap();
@@ -328,7 +308,7 @@ fn a_snapshot_that_cannot_be_written_leaves_the_last_good_one() {
     );
     gateway.kill9();
     let restarted = GatewayProcess::start(&args);
-    let found = values(&restarted.metrics());
+    let found = job_values(&restarted.metrics());
     assert!(found.contains_key("first") && found.contains_key("second"));
     // A crash while the disk is full: the restart finds the last good snapshot, intact.
     let filler = disk.fill();
@@ -345,7 +325,7 @@ fn a_snapshot_that_cannot_be_written_leaves_the_last_good_one() {
     restarted.kill9();
     std::fs::remove_file(&filler).unwrap();
     let again = GatewayProcess::start(&args);
-    let found = values(&again.metrics());
+    let found = job_values(&again.metrics());
     assert!(found.contains_key("first") && found.contains_key("second"));
     assert!(!found.contains_key("third"));
     assert!(

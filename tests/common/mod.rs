@@ -271,6 +271,28 @@ pub fn promtool_check(text: &str) {
     );
 }
 
+/// Polls `done` until it holds; fails the test, naming `what`, after `limit`.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting until {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The `value` sample of every group in a scrape (`value{instance="",job="<job>"} <n>`), by
+/// job: the tests that push many groups push one such sample each.
+pub fn job_values(scrape: &str) -> std::collections::BTreeMap<String, u64> {
+    scrape
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("value{instance=\"\",job=\"")?;
+            let (job, value) = rest.split_once("\"} ")?;
+            Some((job.to_string(), value.parse::<f64>().ok()? as u64))
+        })
+        .collect()
+}
+
 pub mod faults;
 pub mod nats;
 pub mod process;
