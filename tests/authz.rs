@@ -414,6 +414,114 @@ rules:
 }
 
 /// Rules that let `pusher.example.com` push to `job` and scrape.
+/// Quotas per requester over mutual TLS: each team's hosts may hold so many groups and series
+/// in total, counted per requester (its certificate's names); at the boundary a push succeeds,
+/// one over is refused with 429 and changes nothing; replacing a group of the same size works.
+#[tokio::test]
+async fn quotas_hold_each_requester_to_its_share() {
+    let setup = Setup::new();
+    let rules = r#"
+rules:
+  - name: teams
+    identities:
+      dns_san: ["*.example.com"]
+    push:
+      - job: "{dns_san}"
+    scrape: true
+    quota:
+      groups: 2
+      series: 5
+"#;
+    let gateway = setup.start(MTLS, rules, &[]).await;
+    let host = |name: &str| setup.client_as(Some(&setup.ca.client(name, vec![dns(name)], false)));
+    let (a, b) = (host("a.example.com"), host("b.example.com"));
+    let series = |n: usize| -> String { (0..n).map(|i| format!("x{{i=\"{i}\"}} 1\n")).collect() };
+    let push = |client, path: &str, body: String| {
+        let path = path.to_string();
+        let gateway = &gateway;
+        async move { call(gateway, client, "PUT", &path, &[], &body).await }
+    };
+    // a: two groups, five series in all: exactly at both quotas.
+    assert_eq!(
+        push(&a, "/metrics/job/a.example.com/n/1", series(3))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        push(&a, "/metrics/job/a.example.com/n/2", series(2))
+            .await
+            .0,
+        200
+    );
+    // A third group is one over.
+    let (status, text) = push(&a, "/metrics/job/a.example.com/n/3", series(1)).await;
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.contains("rule \"teams\" allows dns_san=\"a.example.com\"")
+            && text.contains("2 groups, and it holds 2; this push would make it 3"),
+        "{text}"
+    );
+    // One series more in an existing group is one over too.
+    let (status, text) = push(&a, "/metrics/job/a.example.com/n/2", series(3)).await;
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.contains("5 series, and it holds 5; this push would make it 6"),
+        "{text}"
+    );
+    // Replacing a group with one of the same size works at the quota.
+    assert_eq!(
+        push(&a, "/metrics/job/a.example.com/n/2", series(2))
+            .await
+            .0,
+        200
+    );
+    // b has a quota of its own.
+    assert_eq!(
+        push(&b, "/metrics/job/b.example.com/n/1", series(5))
+            .await
+            .0,
+        200
+    );
+    let (_, scrape) = call(&gateway, &a, "GET", "/metrics", &[], "").await;
+    assert!(!scrape.contains("n=\"3\""), "a refused push stores nothing");
+    assert_eq!(
+        series_value(
+            &scrape,
+            "pushgateway_push_refused_total{reason=\"quota_groups\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        series_value(
+            &scrape,
+            "pushgateway_push_refused_total{reason=\"quota_series\"}"
+        ),
+        Some(1.0)
+    );
+    // Deleting a group frees its share.
+    assert_eq!(
+        call(
+            &gateway,
+            &a,
+            "DELETE",
+            "/metrics/job/a.example.com/n/1",
+            &[],
+            ""
+        )
+        .await
+        .0,
+        202
+    );
+    assert_eq!(
+        push(&a, "/metrics/job/a.example.com/n/3", series(3))
+            .await
+            .0,
+        200
+    );
+    gateway.stop().await;
+}
+
 fn pusher_rules(job: &str) -> String {
     format!(
         "rules:\n  - name: pusher\n    identities: {{dns_san: [pusher.example.com]}}\n    push: [{{job: {job}}}]\n    scrape: true\n"

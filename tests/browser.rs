@@ -737,6 +737,61 @@ fn status_tab_shows_runtime_build_and_flags() {
     );
 }
 
+/// Each group shows when it expires; "Delete job" deletes every group of the job (through the
+/// bulk deletion of the admin API) and no other.
+#[test]
+fn expiry_and_deleting_a_whole_job() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let gateway = Gateway::start(&["--push.expire-after=1h"]);
+    gateway.push("/metrics/job/nightly/instance/a", "x 1\n");
+    gateway.push("/metrics/job/nightly/instance/b", "x 1\n");
+    gateway.push("/metrics/job/other_job/instance/b", "x 1\n");
+    browser.open(&gateway.url("/"));
+    let nightly = &["job=\"nightly\"", "instance=\"a\""];
+    let expiry = browser.wait_for(
+        "the group's expiry",
+        &group_script("return card?.querySelector('[data-testid=expiry]')?.textContent"),
+        json!([nightly]),
+    );
+    assert!(
+        expiry.as_str().is_some_and(
+            |t| t.starts_with("expires in 59 minutes") || t.starts_with("expires in 1 hour")
+        ),
+        "{expiry}"
+    );
+    browser.click(
+        "the group's Delete job button",
+        &group_script("return card.querySelector('[data-testid=delete-job]')"),
+        json!([nightly]),
+    );
+    let question = browser.wait_for(
+        "the confirmation dialog",
+        "const d = document.querySelector('[data-testid=confirm-dialog]');
+         return d.open ? d.querySelector('p').textContent : null",
+        json!([]),
+    );
+    assert_eq!(
+        question,
+        "Delete all metrics of all 2 groups of job \"nightly\"?"
+    );
+    browser.click(
+        "Delete in the dialog",
+        "return document.querySelector('[data-testid=confirm-delete]')",
+        json!([]),
+    );
+    browser.wait_for(
+        "the job's cards to go",
+        &group_script("return card === null"),
+        json!([nightly]),
+    );
+    assert_eq!(
+        gateway.groups(""),
+        vec![json!({"job": "other_job", "instance": "b"})]
+    );
+}
+
 /// With `--web.external-url` the page links its files and the API below the URL's path.
 #[test]
 fn works_below_an_external_url_path() {
