@@ -739,6 +739,35 @@ fn a_persistence_file_is_imported_into_an_empty_bucket() {
     assert!(replicas.get(second).log().contains("not imported"));
 }
 
+/// Upstream's persistence file (Go gob, written by Debian's 1.5.1) is imported as well.
+#[test]
+fn upstreams_file_is_imported_into_an_empty_bucket() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let file = nats.dir().join("upstream.gob");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/upstream/three-groups.gob"
+        ),
+        &file,
+    )
+    .unwrap();
+    let import = format!("--store.nats.import-file={}", file.display());
+    let replicas = Replicas::start(&nats, 2, &[&import]);
+    wait_until(
+        "upstream's groups are imported",
+        Duration::from_secs(10),
+        || {
+            let scrape = pushed(replicas.get(1));
+            scrape.contains("proto_requests_total{code=\"200\",instance=\"\",job=\"proto\"} 42.5")
+                && scrape.contains("batch_records_total{")
+        },
+    );
+    assert!(file.exists(), "the file is read, not moved or changed");
+}
+
 /// TLS to NATS with the servers' own CA and a client certificate that the servers verify. A
 /// FIPS build makes this connection through the validated module, and refuses a connection
 /// without TLS.
