@@ -376,6 +376,30 @@ fn unusable_paths_refuse_start_up() {
     assert_eq!(output.status.code(), Some(1), "a directory is not a file");
 }
 
+/// Switching from log mode to `--no-persistence.log`: the snapshots of the new mode replace
+/// what the log held, and a later restart (in either mode) finds every change.
+#[test]
+fn switching_from_log_mode_to_snapshots_only_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pg.data");
+    run_and_stop(&file, &[("/metrics/job/a", "x 1\n")], &[]);
+    run_and_stop(
+        &file,
+        &[("/metrics/job/b", "x 2\n")],
+        &["--no-persistence.log"],
+    );
+    for mode in [&["--no-persistence.log"][..], &[]] {
+        let gateway = start(&file, mode);
+        let metrics = gateway.metrics();
+        assert!(
+            metrics.contains("x{instance=\"\",job=\"a\"} 1")
+                && metrics.contains("x{instance=\"\",job=\"b\"} 2"),
+            "{mode:?}: {metrics}"
+        );
+        gateway.stop();
+    }
+}
+
 #[test]
 fn snapshot_only_mode_persists_on_shutdown_and_at_intervals() {
     let dir = tempfile::tempdir().unwrap();

@@ -89,6 +89,10 @@ pub struct Persistence {
     files: Arc<Files>,
     /// The write-ahead log (log mode).
     wal: Option<Arc<Wal>>,
+    /// With snapshots only: the first log segment a snapshot leaves out, past every segment
+    /// found at start-up (left by an earlier run in log mode), so that the snapshot makes
+    /// them all redundant.
+    snapshot_first_segment: u64,
     health: Arc<Health>,
     telemetry: Arc<Telemetry>,
 }
@@ -160,6 +164,7 @@ impl Persistence {
             view,
             files,
             wal,
+            snapshot_first_segment: next_segment,
             health,
             telemetry,
         });
@@ -173,7 +178,7 @@ impl Persistence {
         let started = Instant::now();
         let (snapshot, first_segment) = match &self.wal {
             Some(wal) => wal.rotate().map_err(|reason| reason.to_string())?,
-            None => (self.view.snapshot(), 0),
+            None => (self.view.snapshot(), self.snapshot_first_segment),
         };
         match self
             .files
