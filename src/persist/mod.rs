@@ -184,10 +184,15 @@ impl Persistence {
             .files
             .write_snapshot(first_segment, snapshot.groups().map(|g| &**g))
         {
-            Ok(_) => {
+            Ok(true) => {
                 if self.wal.is_none() {
                     self.health.recovered("a snapshot was written");
                 }
+            }
+            Ok(false) => {
+                // The log wrote a newer one while recovering from a fault.
+                tracing::debug!("a newer snapshot is on disk already; this one is not written");
+                return Ok(());
             }
             Err(fault) => {
                 let consequence = match self.wal {
