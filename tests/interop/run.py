@@ -87,6 +87,16 @@ def py_grouping(transport):
     }
 
 
+def go_doomed(transport):
+    """The group the Go client pushes with a job containing '/', then deletes."""
+    return {"job": "go/interop", "instance": "doomed", "transport": transport}
+
+
+def py_doomed(transport):
+    """The group the Python client pushes with a job containing '/', then deletes."""
+    return {"job": "py/interop", "instance": "doomed", "transport": transport}
+
+
 def prometheus_labels(grouping):
     """Prometheus drops labels with empty values."""
     return {k: v for k, v in grouping.items() if v != ""}
@@ -164,6 +174,33 @@ def free_port():
             return port
 
 
+def http_get(port, path, timeout=10):
+    """(status, body) of a plain HTTP GET on 127.0.0.1."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_until(ready, child, what, log, deadline):
+    """Polls `ready()` (connection errors count as not yet) until it is true; raises when `child`
+    exits first or the monotonic `deadline` passes."""
+    while True:
+        if child.poll() is not None:
+            raise RuntimeError(f"{what} exited with {child.returncode}; see {log}")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not ready; see {log}")
+        time.sleep(0.1)
+
+
 def child_env():
     """The environment for clients: no proxy may sit between them and loopback."""
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
@@ -232,7 +269,8 @@ class Gateway:
     def url(self):
         return f"{'https' if self.tls else 'http'}://{self.address}"
 
-    def start(self):
+    def start(self, deadline=None):
+        """Starts the gateway and waits until it is ready (20 s, or until `deadline`)."""
         suite = self.suite
         self.port = free_port()
         argv = [suite.binary, f"--web.listen-address={self.address}", "--persistence.file=", *self.flags]
@@ -243,21 +281,14 @@ class Gateway:
             argv.append(f"--web.config.file={config}")
         self.log = os.path.join(suite.workdir, f"gateway-{self.name}.log")
         self.child = suite.processes.start(argv, self.log)
-        deadline = time.monotonic() + 20
-        while True:
-            if self.child.poll() is not None:
-                raise RuntimeError(f"gateway {self.name} exited with {self.child.returncode}; see {self.log}")
-            try:
-                if self.request("GET", "/-/ready")[0] == 200:
-                    status, _, body = self.request("GET", "/api/v1/status")
-                    build = json.loads(body)["data"]["build_information"] if status == 200 else {}
-                    self.ours = "rustVersion" in build
-                    return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gateway {self.name} not ready; see {self.log}")
-            time.sleep(0.1)
+        deadline = time.monotonic() + 20 if deadline is None else deadline
+        wait_until(
+            lambda: self.request("GET", "/-/ready")[0] == 200, self.child, f"gateway {self.name}", self.log, deadline
+        )
+        status, _, body = self.request("GET", "/api/v1/status")
+        build = json.loads(body)["data"]["build_information"] if status == 200 else {}
+        self.ours = "rustVersion" in build
+        return self
 
     def stop(self):
         if self.child is not None:
@@ -562,11 +593,9 @@ class Suite:
                 records[0]["content_type"],
             )
             c.equal(records[0]["expire_after"], "1h", f"{label}: a wrapping HTTPDoer sends Pushgateway-Expire-After")
-        text_group = gateway.group({"job": "go-interop", "format": "text", "transport": transport})
-        c.equal(api_value(text_group, "go_interop_text_small"), "1e-05", f"{label}: the text push stores 1e-05")
-        self.check_expiry(f"{label}: the text push's group", text_group or {}, 3600 if gateway.ours else 0)
+        self.check_go_text_group(label, gateway, transport)
 
-        doomed = {"job": "go/interop", "instance": "doomed", "transport": transport}
+        doomed = go_doomed(transport)
         rc, records, err = self.run_client("go", gateway, "push-doomed", transport)
         c.check(rc == 0, f"{label}: Push() with a job containing '/' succeeds", err)
         if records:
@@ -600,6 +629,23 @@ class Suite:
                 "21.5",
                 f"{label}: refused pushes changed nothing",
             )
+
+    def check_go_text_group(self, label, gateway, transport):
+        text_group = gateway.group({"job": "go-interop", "format": "text", "transport": transport})
+        self.checks.equal(
+            api_value(text_group, "go_interop_text_small"), "1e-05", f"{label}: the text push stores 1e-05"
+        )
+        self.check_expiry(f"{label}: the text push's group", text_group or {}, 3600 if gateway.ours else 0)
+
+    def check_go_state(self, label, gateway, transport):
+        """What go_client's steps leave behind, as seen through `gateway` (which need not be the
+        one they were sent to)."""
+        c = self.checks
+        group = gateway.group(go_grouping(transport))
+        if c.check(group is not None, f"{label}: the Go group is there", sorted(gateway.groups())):
+            self.check_go_group(label, group, temperature="21.5", added="1")
+        self.check_go_text_group(label, gateway, transport)
+        c.equal(gateway.group(go_doomed(transport)), None, f"{label}: the group Go deleted is absent")
 
     def check_go_group(self, label, group, temperature, added):
         c = self.checks
@@ -716,31 +762,16 @@ class Suite:
                 f"{label}: pushadd_to_gateway is a POST with Content-Encoding: gzip",
             )
             c.equal(records[0]["expire_after"], "1h", f"{label}: a wrapping handler sends Pushgateway-Expire-After")
-        group = gateway.group(grouping)
-        c.equal(api_value(group, "py_interop_queue_depth"), "0", f"{label}: pushadd replaced the gauge")
-        c.equal(api_value(group, "py_interop_added_total"), "1", f"{label}: pushadd added its counter")
-        c.equal(
-            api_value(group, "py_interop_jobs_total", result="ok"), "3", f"{label}: pushadd kept the other families"
-        )
-        self.check_expiry(f"{label}: the group pushed with an expiry", group or {}, 3600 if gateway.ours else 0)
+        self.check_python_pushadd(label, gateway, gateway.group(grouping))
 
         rc, records, err = self.run_client("python", gateway, "pushadd-snappy", transport)
         if records:
             c.equal(records[0]["content_encoding"], "snappy", f"{label}: the snappy push says Content-Encoding: snappy")
         if self.args.without_snappy:
             c.check(rc != 0 and "400" in err, f"{label}: pushadd_to_gateway with snappy is refused with 400", err)
-            c.equal(
-                api_value(gateway.group(grouping), "py_interop_snappy"),
-                None,
-                f"{label}: nothing of the snappy push is stored",
-            )
         else:
             c.check(rc == 0, f"{label}: pushadd_to_gateway with snappy succeeds", err)
-            c.equal(
-                api_value(gateway.group(grouping), "py_interop_snappy"),
-                "1",
-                f"{label}: the snappy (framed) body is decoded",
-            )
+        self.check_python_snappy(label, gateway.group(grouping))
 
         self.check_expiry(
             f"{label}: after a push without the header, the group",
@@ -748,7 +779,7 @@ class Suite:
             3600 if gateway.ours else 0,
         )
 
-        doomed = {"job": "py/interop", "instance": "doomed", "transport": transport}
+        doomed = py_doomed(transport)
         rc, records, err = self.run_client("python", gateway, "push-doomed", transport)
         c.check(rc == 0, f"{label}: push with a job containing '/' succeeds", err)
         if records:
@@ -785,6 +816,36 @@ class Suite:
                 "0",
                 f"{label}: refused pushes changed nothing",
             )
+
+    def check_python_pushadd(self, label, gateway, group):
+        c = self.checks
+        c.equal(api_value(group, "py_interop_queue_depth"), "0", f"{label}: pushadd replaced the gauge")
+        c.equal(api_value(group, "py_interop_added_total"), "1", f"{label}: pushadd added its counter")
+        c.equal(
+            api_value(group, "py_interop_jobs_total", result="ok"), "3", f"{label}: pushadd kept the other families"
+        )
+        self.check_expiry(f"{label}: the group pushed with an expiry", group or {}, 3600 if gateway.ours else 0)
+
+    def check_python_snappy(self, label, group):
+        if self.args.without_snappy:
+            self.checks.equal(
+                api_value(group, "py_interop_snappy"), None, f"{label}: nothing of the snappy push is stored"
+            )
+        else:
+            self.checks.equal(
+                api_value(group, "py_interop_snappy"), "1", f"{label}: the snappy (framed) body is decoded"
+            )
+
+    def check_python_state(self, label, gateway, transport):
+        """What python_client's steps leave behind, as seen through `gateway` (which need not be
+        the one they were sent to)."""
+        c = self.checks
+        group = gateway.group(py_grouping(transport))
+        if c.check(group is not None, f"{label}: the Python group is there", sorted(gateway.groups())):
+            self.check_python_group(label, group, queue_depth="0")
+        self.check_python_pushadd(label, gateway, group)
+        self.check_python_snappy(label, group)
+        c.equal(gateway.group(py_doomed(transport)), None, f"{label}: the group Python deleted is absent")
 
     def check_python_group(self, label, group, queue_depth):
         c = self.checks
@@ -1212,31 +1273,20 @@ class Suite:
         ]
         self.prometheus_log = os.path.join(self.workdir, "prometheus.log")
         self.prometheus = self.processes.start(argv, self.prometheus_log)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.prometheus.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.prometheus.returncode}; see {self.prometheus_log}")
-            try:
-                if self.prometheus_get("/-/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus not ready; see {self.prometheus_log}")
-            time.sleep(0.2)
+        wait_until(
+            lambda: self.prometheus_get("/-/ready")[0] == 200,
+            self.prometheus,
+            "prometheus",
+            self.prometheus_log,
+            time.monotonic() + 30,
+        )
         version = subprocess.run(
             [self.args.prometheus, "--version"], capture_output=True, text=True
         ).stdout.splitlines()
         print(f"{version[0] if version else 'prometheus'} on 127.0.0.1:{self.prometheus_port}")
 
     def prometheus_get(self, path):
-        conn = http.client.HTTPConnection("127.0.0.1", self.prometheus_port, timeout=10)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
+        return http_get(self.prometheus_port, path)
 
     def query(self, promql):
         status, body = self.prometheus_get("/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
