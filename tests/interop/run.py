@@ -353,7 +353,11 @@ class Gateway:
 
 class NatsCluster:
     """Three nats-server clustered on loopback with JetStream in the working directory, as
-    tests/common/nats.rs starts them for tests/cluster.rs."""
+    tests/common/nats.rs starts them for tests/cluster.rs.
+
+    Clients connect over TLS with a certificate the servers verify: a FIPS build of the gateway
+    connects to NATS only over TLS, and CI runs the suite against one (the routes between the
+    servers stay plain)."""
 
     def __init__(self, suite):
         self.suite = suite
@@ -361,7 +365,18 @@ class NatsCluster:
 
     @property
     def urls(self):
-        return ",".join(f"nats://127.0.0.1:{port}" for port in self.client_ports)
+        return ",".join(f"tls://127.0.0.1:{port}" for port in self.client_ports)
+
+    def gateway_flags(self):
+        """A replica's flags for this cluster. Any certificate of the suite's CA will do as the
+        client's: the servers verify its chain only."""
+        certs = self.suite.certs
+        return [
+            f"--store.nats.url={self.urls}",
+            f"--store.nats.tls.ca-file={certs['ca.crt']}",
+            f"--store.nats.tls.cert-file={certs['team-a.crt']}",
+            f"--store.nats.tls.key-file={certs['team-a.key']}",
+        ]
 
     def start(self, deadline):
         """Starts the servers and waits until each reports JetStream healthy, by `deadline`."""
@@ -370,6 +385,11 @@ class NatsCluster:
         if binary is None:
             raise RuntimeError("nats-server not found: the cluster phase needs it (scripts/interop-test installs it)")
         suite = self.suite
+        certs = suite.certs
+        tls = (
+            f'tls {{ cert_file: "{certs["server.crt"]}", key_file: "{certs["server.key"]}", '
+            f'ca_file: "{certs["ca.crt"]}", verify: true }}'
+        )
         directory = os.path.join(suite.workdir, "nats")
         os.makedirs(directory)
         cluster_ports = [free_port() for _ in range(3)]
@@ -384,6 +404,7 @@ class NatsCluster:
                     f"server_name: n{i}\n"
                     f"listen: 127.0.0.1:{client_port}\n"
                     f"http: 127.0.0.1:{monitor_port}\n"
+                    f"{tls}\n"
                     f'jetstream {{ store_dir: "{store}", max_memory_store: 64MB, max_file_store: 1GB }}\n'
                     f"cluster {{ name: interop, listen: 127.0.0.1:{cluster_port}, routes: [{routes}] }}\n"
                 )
@@ -1298,7 +1319,8 @@ class Suite:
     # --- cluster mode ---
 
     def start_cluster(self):
-        """Three nats-server and three gateway replicas on all of them, started before Prometheus
+        """Three nats-server and three gateway replicas on all of them (over TLS with client
+        certificates; the replicas' own listeners are plain HTTP), started before Prometheus
         so that it scrapes the third; ready within CLUSTER_SECONDS."""
         section("Cluster: three NATS servers, three gateway replicas")
         started = time.monotonic()
@@ -1306,7 +1328,7 @@ class Suite:
         nats = NatsCluster(self).start(deadline)
         replicas = []
         for i in (1, 2, 3):
-            replica = Gateway(self, f"cluster-{i}", flags=[f"--store.nats.url={nats.urls}"])
+            replica = Gateway(self, f"cluster-{i}", flags=nats.gateway_flags())
             # Started one after the other: the first creates the bucket, the others find it.
             replicas.append(replica.start(deadline))
             print(f"{replica.name}: {replica.url} (ready)")
