@@ -13,7 +13,10 @@ with basic auth), then drives it with
   example does (pushes, deletes, group expiry, bulk deletion) and checking the gateway against it;
 * promtool check metrics on the scrape output;
 * a Prometheus server scraping the plain and the mTLS gateway (client certificate, basic auth,
-  honor_labels, native histograms, so protobuf), queried through its HTTP API.
+  honor_labels, native histograms, so protobuf), queried through its HTTP API;
+* cluster mode: three nats-server with JetStream and three gateway replicas on them; the Go
+  client pushes through the first, the Python client through the second, and the third serves
+  the result (API, promtool, Prometheus); the replicas' scrapes must converge to the same.
 
 Every check asserts on what came back: status codes, the gateway's /api/v1/metrics and /metrics,
 Prometheus' query results. Prints one line per check, a summary of what each client sent,
@@ -28,6 +31,7 @@ import argparse
 import base64
 import calendar
 import collections
+import difflib
 import functools
 import hashlib
 import http.client
@@ -56,6 +60,8 @@ PROTOBUF = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFa
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 PUSHER_USER = "pusher"
 SCRAPER_USER = "prometheus"
+# The cluster phase's bound, twice: for start-up, then for the clients and convergence.
+CLUSTER_SECONDS = 30
 # Label values and help text of the Python client's rich push (see pyclient.py).
 PY_ESCAPES_HELP = "Backslash \\ and newline\nin help; UTF-8: Grüße ✓"
 PY_ESCAPES_TEXT = 'quote " backslash \\ newline \n UTF-8 Πρόβα ✓'
@@ -85,6 +91,16 @@ def py_grouping(transport):
         "locale": "Πρόβα",
         "transport": transport,
     }
+
+
+def go_doomed(transport):
+    """The group the Go client pushes with a job containing '/', then deletes."""
+    return {"job": "go/interop", "instance": "doomed", "transport": transport}
+
+
+def py_doomed(transport):
+    """The group the Python client pushes with a job containing '/', then deletes."""
+    return {"job": "py/interop", "instance": "doomed", "transport": transport}
 
 
 def prometheus_labels(grouping):
@@ -164,6 +180,33 @@ def free_port():
             return port
 
 
+def http_get(port, path, timeout=10):
+    """(status, body) of a plain HTTP GET on 127.0.0.1."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_until(ready, child, what, log, deadline):
+    """Polls `ready()` (connection errors count as not yet) until it is true; raises when `child`
+    exits first or the monotonic `deadline` passes."""
+    while True:
+        if child.poll() is not None:
+            raise RuntimeError(f"{what} exited with {child.returncode}; see {log}")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not ready; see {log}")
+        time.sleep(0.1)
+
+
 def child_env():
     """The environment for clients: no proxy may sit between them and loopback."""
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
@@ -232,7 +275,8 @@ class Gateway:
     def url(self):
         return f"{'https' if self.tls else 'http'}://{self.address}"
 
-    def start(self):
+    def start(self, deadline=None):
+        """Starts the gateway and waits until it is ready (20 s, or until `deadline`)."""
         suite = self.suite
         self.port = free_port()
         argv = [suite.binary, f"--web.listen-address={self.address}", "--persistence.file=", *self.flags]
@@ -243,21 +287,14 @@ class Gateway:
             argv.append(f"--web.config.file={config}")
         self.log = os.path.join(suite.workdir, f"gateway-{self.name}.log")
         self.child = suite.processes.start(argv, self.log)
-        deadline = time.monotonic() + 20
-        while True:
-            if self.child.poll() is not None:
-                raise RuntimeError(f"gateway {self.name} exited with {self.child.returncode}; see {self.log}")
-            try:
-                if self.request("GET", "/-/ready")[0] == 200:
-                    status, _, body = self.request("GET", "/api/v1/status")
-                    build = json.loads(body)["data"]["build_information"] if status == 200 else {}
-                    self.ours = "rustVersion" in build
-                    return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gateway {self.name} not ready; see {self.log}")
-            time.sleep(0.1)
+        deadline = time.monotonic() + 20 if deadline is None else deadline
+        wait_until(
+            lambda: self.request("GET", "/-/ready")[0] == 200, self.child, f"gateway {self.name}", self.log, deadline
+        )
+        status, _, body = self.request("GET", "/api/v1/status")
+        build = json.loads(body)["data"]["build_information"] if status == 200 else {}
+        self.ours = "rustVersion" in build
+        return self
 
     def stop(self):
         if self.child is not None:
@@ -311,10 +348,107 @@ class Gateway:
 
 
 # ---------------------------------------------------------------------------------------------
+# A NATS cluster for cluster mode
+
+
+class NatsCluster:
+    """Three nats-server clustered on loopback with JetStream in the working directory, as
+    tests/common/nats.rs starts them for tests/cluster.rs.
+
+    Clients connect over TLS with a certificate the servers verify: a FIPS build of the gateway
+    connects to NATS only over TLS, and CI runs the suite against one (the routes between the
+    servers stay plain)."""
+
+    def __init__(self, suite):
+        self.suite = suite
+        self.client_ports = []
+
+    @property
+    def urls(self):
+        return ",".join(f"tls://127.0.0.1:{port}" for port in self.client_ports)
+
+    def gateway_flags(self):
+        """A replica's flags for this cluster. Any certificate of the suite's CA will do as the
+        client's: the servers verify its chain only."""
+        certs = self.suite.certs
+        return [
+            f"--store.nats.url={self.urls}",
+            f"--store.nats.tls.ca-file={certs['ca.crt']}",
+            f"--store.nats.tls.cert-file={certs['team-a.crt']}",
+            f"--store.nats.tls.key-file={certs['team-a.key']}",
+        ]
+
+    def start(self, deadline):
+        """Starts the servers and waits until each reports JetStream healthy, by `deadline`."""
+        # Debian installs it in /usr/sbin, which a non-root PATH may lack.
+        binary = shutil.which("nats-server", path=os.environ.get("PATH", "") + os.pathsep + "/usr/sbin")
+        if binary is None:
+            raise RuntimeError("nats-server not found: the cluster phase needs it (scripts/interop-test installs it)")
+        suite = self.suite
+        certs = suite.certs
+        tls = (
+            f'tls {{ cert_file: "{certs["server.crt"]}", key_file: "{certs["server.key"]}", '
+            f'ca_file: "{certs["ca.crt"]}", verify: true }}'
+        )
+        directory = os.path.join(suite.workdir, "nats")
+        os.makedirs(directory)
+        cluster_ports = [free_port() for _ in range(3)]
+        routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in cluster_ports)
+        servers = []
+        for i, cluster_port in enumerate(cluster_ports, 1):
+            client_port, monitor_port = free_port(), free_port()
+            config = os.path.join(directory, f"nats-{i}.conf")
+            store = os.path.join(directory, f"jetstream-{i}")
+            with open(config, "w") as out:
+                out.write(
+                    f"server_name: n{i}\n"
+                    f"listen: 127.0.0.1:{client_port}\n"
+                    f"http: 127.0.0.1:{monitor_port}\n"
+                    f"{tls}\n"
+                    f'jetstream {{ store_dir: "{store}", max_memory_store: 64MB, max_file_store: 1GB }}\n'
+                    f"cluster {{ name: interop, listen: 127.0.0.1:{cluster_port}, routes: [{routes}] }}\n"
+                )
+            log = os.path.join(suite.workdir, f"nats-{i}.log")
+            servers.append((i, suite.processes.start([binary, "-c", config], log), monitor_port, log))
+            self.client_ports.append(client_port)
+        # The full health check, not ?js-enabled-only=true: it also waits for JetStream's meta
+        # leader. A replica that asks for the bucket before there is one gets no answer until
+        # --store.nats.timeout (5 s) and asks again.
+        for i, child, monitor_port, log in servers:
+            wait_until(
+                lambda: http_get(monitor_port, "/healthz")[0] == 200,
+                child,
+                f"nats-server {i}",
+                log,
+                deadline,
+            )
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        print(f"{version}: {self.urls}")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
 # The text exposition format, as far as the checks need it
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+(\S+))?$")
 _LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+# The gateway's own families, which differ from replica to replica (request counts, memory).
+OWN_FAMILIES = ("pushgateway_", "process_")
+
+
+def pushed_lines(text):
+    """The lines of a scrape that come from the store: all but the gateway's own families."""
+    kept = []
+    for line in text.splitlines():
+        if line.startswith(("# HELP ", "# TYPE ")):
+            name = line.split(" ", 3)[2]
+        else:
+            name = re.split(r"[{ \t]", line, maxsplit=1)[0]
+        if not name.startswith(OWN_FAMILIES):
+            kept.append(line)
+    return kept
 
 
 def _unescape(text, quotes=True):
@@ -415,6 +549,9 @@ class Suite:
         self.processes = Processes()
         self.observed = []
         self.warnings = []
+        self.notes = []
+        # When set (monotonic seconds), client runs are cut off there: the cluster phase's bound.
+        self.client_deadline = None
         self.workdir = tempfile.mkdtemp(prefix="pushgateway-interop-")
         self.password = secrets.token_urlsafe(12)
 
@@ -499,7 +636,8 @@ class Suite:
             argv = [self.args.client_python, os.path.join(HERE, "pyclient.py")]
             argv += ["--gateway", gateway.url, "--step", step, "--transport", transport]
             argv += [f"--{name}={value}" for name, value in creds.items()]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=child_env())
+        timeout = 60 if self.client_deadline is None else max(0.0, self.client_deadline - time.monotonic())
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=child_env())
         records = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
         for record in records:
             self.observed.append({"client": client, "gateway": gateway.name, "step": step, "variant": kind, **record})
@@ -562,11 +700,9 @@ class Suite:
                 records[0]["content_type"],
             )
             c.equal(records[0]["expire_after"], "1h", f"{label}: a wrapping HTTPDoer sends Pushgateway-Expire-After")
-        text_group = gateway.group({"job": "go-interop", "format": "text", "transport": transport})
-        c.equal(api_value(text_group, "go_interop_text_small"), "1e-05", f"{label}: the text push stores 1e-05")
-        self.check_expiry(f"{label}: the text push's group", text_group or {}, 3600 if gateway.ours else 0)
+        self.check_go_text_group(label, gateway, transport)
 
-        doomed = {"job": "go/interop", "instance": "doomed", "transport": transport}
+        doomed = go_doomed(transport)
         rc, records, err = self.run_client("go", gateway, "push-doomed", transport)
         c.check(rc == 0, f"{label}: Push() with a job containing '/' succeeds", err)
         if records:
@@ -600,6 +736,23 @@ class Suite:
                 "21.5",
                 f"{label}: refused pushes changed nothing",
             )
+
+    def check_go_text_group(self, label, gateway, transport):
+        text_group = gateway.group({"job": "go-interop", "format": "text", "transport": transport})
+        self.checks.equal(
+            api_value(text_group, "go_interop_text_small"), "1e-05", f"{label}: the text push stores 1e-05"
+        )
+        self.check_expiry(f"{label}: the text push's group", text_group or {}, 3600 if gateway.ours else 0)
+
+    def check_go_state(self, label, gateway, transport):
+        """What go_client's steps leave behind, as seen through `gateway` (which need not be the
+        one they were sent to)."""
+        c = self.checks
+        group = gateway.group(go_grouping(transport))
+        if c.check(group is not None, f"{label}: the Go group is there", sorted(gateway.groups())):
+            self.check_go_group(label, group, temperature="21.5", added="1")
+        self.check_go_text_group(label, gateway, transport)
+        c.equal(gateway.group(go_doomed(transport)), None, f"{label}: the group Go deleted is absent")
 
     def check_go_group(self, label, group, temperature, added):
         c = self.checks
@@ -716,31 +869,16 @@ class Suite:
                 f"{label}: pushadd_to_gateway is a POST with Content-Encoding: gzip",
             )
             c.equal(records[0]["expire_after"], "1h", f"{label}: a wrapping handler sends Pushgateway-Expire-After")
-        group = gateway.group(grouping)
-        c.equal(api_value(group, "py_interop_queue_depth"), "0", f"{label}: pushadd replaced the gauge")
-        c.equal(api_value(group, "py_interop_added_total"), "1", f"{label}: pushadd added its counter")
-        c.equal(
-            api_value(group, "py_interop_jobs_total", result="ok"), "3", f"{label}: pushadd kept the other families"
-        )
-        self.check_expiry(f"{label}: the group pushed with an expiry", group or {}, 3600 if gateway.ours else 0)
+        self.check_python_pushadd(label, gateway, gateway.group(grouping))
 
         rc, records, err = self.run_client("python", gateway, "pushadd-snappy", transport)
         if records:
             c.equal(records[0]["content_encoding"], "snappy", f"{label}: the snappy push says Content-Encoding: snappy")
         if self.args.without_snappy:
             c.check(rc != 0 and "400" in err, f"{label}: pushadd_to_gateway with snappy is refused with 400", err)
-            c.equal(
-                api_value(gateway.group(grouping), "py_interop_snappy"),
-                None,
-                f"{label}: nothing of the snappy push is stored",
-            )
         else:
             c.check(rc == 0, f"{label}: pushadd_to_gateway with snappy succeeds", err)
-            c.equal(
-                api_value(gateway.group(grouping), "py_interop_snappy"),
-                "1",
-                f"{label}: the snappy (framed) body is decoded",
-            )
+        self.check_python_snappy(label, gateway.group(grouping))
 
         self.check_expiry(
             f"{label}: after a push without the header, the group",
@@ -748,7 +886,7 @@ class Suite:
             3600 if gateway.ours else 0,
         )
 
-        doomed = {"job": "py/interop", "instance": "doomed", "transport": transport}
+        doomed = py_doomed(transport)
         rc, records, err = self.run_client("python", gateway, "push-doomed", transport)
         c.check(rc == 0, f"{label}: push with a job containing '/' succeeds", err)
         if records:
@@ -785,6 +923,36 @@ class Suite:
                 "0",
                 f"{label}: refused pushes changed nothing",
             )
+
+    def check_python_pushadd(self, label, gateway, group):
+        c = self.checks
+        c.equal(api_value(group, "py_interop_queue_depth"), "0", f"{label}: pushadd replaced the gauge")
+        c.equal(api_value(group, "py_interop_added_total"), "1", f"{label}: pushadd added its counter")
+        c.equal(
+            api_value(group, "py_interop_jobs_total", result="ok"), "3", f"{label}: pushadd kept the other families"
+        )
+        self.check_expiry(f"{label}: the group pushed with an expiry", group or {}, 3600 if gateway.ours else 0)
+
+    def check_python_snappy(self, label, group):
+        if self.args.without_snappy:
+            self.checks.equal(
+                api_value(group, "py_interop_snappy"), None, f"{label}: nothing of the snappy push is stored"
+            )
+        else:
+            self.checks.equal(
+                api_value(group, "py_interop_snappy"), "1", f"{label}: the snappy (framed) body is decoded"
+            )
+
+    def check_python_state(self, label, gateway, transport):
+        """What python_client's steps leave behind, as seen through `gateway` (which need not be
+        the one they were sent to)."""
+        c = self.checks
+        group = gateway.group(py_grouping(transport))
+        if c.check(group is not None, f"{label}: the Python group is there", sorted(gateway.groups())):
+            self.check_python_group(label, group, queue_depth="0")
+        self.check_python_pushadd(label, gateway, group)
+        self.check_python_snappy(label, group)
+        c.equal(gateway.group(py_doomed(transport)), None, f"{label}: the group Python deleted is absent")
 
     def check_python_group(self, label, group, queue_depth):
         c = self.checks
@@ -1148,6 +1316,72 @@ class Suite:
                         missing.append((name, full, value))
         c.check(not missing, f"{label}: example {index} prints every pushed sample", repr(missing[:3]))
 
+    # --- cluster mode ---
+
+    def start_cluster(self):
+        """Three nats-server and three gateway replicas on all of them (over TLS with client
+        certificates; the replicas' own listeners are plain HTTP), started before Prometheus
+        so that it scrapes the third; ready within CLUSTER_SECONDS."""
+        section("Cluster: three NATS servers, three gateway replicas")
+        started = time.monotonic()
+        deadline = started + CLUSTER_SECONDS
+        nats = NatsCluster(self).start(deadline)
+        replicas = []
+        for i in (1, 2, 3):
+            replica = Gateway(self, f"cluster-{i}", flags=nats.gateway_flags())
+            # Started one after the other: the first creates the bucket, the others find it.
+            replicas.append(replica.start(deadline))
+            print(f"{replica.name}: {replica.url} (ready)")
+        self.cluster_seconds = time.monotonic() - started
+        return replicas
+
+    def cluster_clients(self, replicas):
+        """The Go client through the first replica and the Python client through the second,
+        with the checks of a single gateway; then the third, once the scrapes converged, must
+        show what they left. Within CLUSTER_SECONDS: a client still running then is cut off (a
+        failure)."""
+        started = time.monotonic()
+        first, second, third = replicas
+        self.client_deadline = started + CLUSTER_SECONDS
+        try:
+            self.go_client(first, "cluster")
+            self.python_client(second, "cluster")
+        except subprocess.TimeoutExpired as error:
+            raise RuntimeError(f"the cluster phase ran over its {CLUSTER_SECONDS} s: {error}") from error
+        finally:
+            self.client_deadline = None
+        section(f"Cluster: the replicas converge; what the clients left, through {third.name}")
+        self.check_convergence(replicas, max(1.0, started + CLUSTER_SECONDS - time.monotonic()))
+        self.check_go_state(f"go/{first.name} via {third.name}", third, "cluster")
+        self.check_python_state(f"python/{second.name} via {third.name}", third, "cluster")
+        self.promtool(third)
+        self.cluster_seconds += time.monotonic() - started
+        print(f"cluster phase: {self.cluster_seconds:.1f}s (Prometheus' checks of {third.name} come at the end)")
+
+    def check_convergence(self, replicas, seconds):
+        """Once pushes stop, every replica's scrape is the same, less the gateway's own families
+        (polled for up to `seconds`). Identical scrapes hold both clients' pushes only if each
+        replica has every write."""
+        c = self.checks
+        started = time.monotonic()
+        while True:
+            scrapes = [pushed_lines(replica.scrape()) for replica in replicas]
+            if all(scrape == scrapes[0] for scrape in scrapes) or time.monotonic() - started > seconds:
+                break
+            time.sleep(0.1)
+        print(f"(compared after {time.monotonic() - started:.1f}s)")
+        first = replicas[0]
+        for replica, scrape in zip(replicas[1:], scrapes[1:]):
+            diff = list(difflib.unified_diff(scrapes[0], scrape, first.name, replica.name, lineterm="", n=0))
+            c.check(
+                not diff,
+                f"cluster: {replica.name} scrapes the same as {first.name} (less {'*, '.join(OWN_FAMILIES)}*)",
+                "\n".join(diff[:12]),
+            )
+        for prefix in ("go_interop_", "py_interop_"):
+            pushed = [line for line in scrapes[0] if line.startswith(prefix) and 'transport="cluster"' in line]
+            c.check(len(pushed) > 10, f"cluster: the scrapes hold the {prefix}* pushes", str(len(pushed)))
+
     # --- promtool ---
 
     def promtool(self, gateway):
@@ -1184,7 +1418,7 @@ class Suite:
 
     # --- Prometheus ---
 
-    def start_prometheus(self, plain, mtls):
+    def start_prometheus(self, plain, mtls, cluster):
         section("Prometheus")
         self.prometheus_port = free_port()
         with open(os.path.join(HERE, "prometheus.yml.in"), encoding="utf-8") as source:
@@ -1196,6 +1430,8 @@ class Suite:
                 template.substitute(
                     plain_target=plain.address,
                     mtls_target=mtls.address,
+                    # No target when the binary has no cluster mode.
+                    cluster_targets="" if cluster is None else f"'{cluster.address}'",
                     ca_file=certs["ca.crt"],
                     cert_file=certs["prometheus.crt"],
                     key_file=certs["prometheus.key"],
@@ -1212,31 +1448,20 @@ class Suite:
         ]
         self.prometheus_log = os.path.join(self.workdir, "prometheus.log")
         self.prometheus = self.processes.start(argv, self.prometheus_log)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.prometheus.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.prometheus.returncode}; see {self.prometheus_log}")
-            try:
-                if self.prometheus_get("/-/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus not ready; see {self.prometheus_log}")
-            time.sleep(0.2)
+        wait_until(
+            lambda: self.prometheus_get("/-/ready")[0] == 200,
+            self.prometheus,
+            "prometheus",
+            self.prometheus_log,
+            time.monotonic() + 30,
+        )
         version = subprocess.run(
             [self.args.prometheus, "--version"], capture_output=True, text=True
         ).stdout.splitlines()
         print(f"{version[0] if version else 'prometheus'} on 127.0.0.1:{self.prometheus_port}")
 
     def prometheus_get(self, path):
-        conn = http.client.HTTPConnection("127.0.0.1", self.prometheus_port, timeout=10)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
+        return http_get(self.prometheus_port, path)
 
     def query(self, promql):
         status, body = self.prometheus_get("/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
@@ -1385,20 +1610,19 @@ class Suite:
             return any(e.get("help") == PY_ESCAPES_HELP for e in entries), repr(entries)
 
         expectations.append(("Python help with backslash, newline and UTF-8 in Prometheus' metadata", help_text))
-        for job, up in (
-            ("pushgateway-plain", 1),
-            ("pushgateway-mtls", 1),
-            ("pushgateway-mtls-without-certificate", 0),
-            ("pushgateway-mtls-wrong-password", 0),
-        ):
-            expectations.append(
-                (f"up{{job={job!r}}} is {up}", series(f'up{{job="{job}"}}', [(self.up_labels(job, gateways), up)]))
-            )
+        targets = dict(gateways)
+        jobs = [
+            ("pushgateway-plain", "plain", 1),
+            ("pushgateway-mtls", "mtls", 1),
+            ("pushgateway-mtls-without-certificate", "mtls", 0),
+            ("pushgateway-mtls-wrong-password", "mtls", 0),
+        ]
+        if "cluster" in targets:
+            jobs.append(("pushgateway-cluster", "cluster", 1))
+        for job, transport, up in jobs:
+            labels = {"__name__": "up", "job": job, "instance": targets[transport].address}
+            expectations.append((f"up{{job={job!r}}} is {up}", series(f'up{{job="{job}"}}', [(labels, up)])))
         return expectations
-
-    def up_labels(self, job, gateways):
-        address = dict(gateways)["plain" if job == "pushgateway-plain" else "mtls"].address
-        return {"__name__": "up", "job": job, "instance": address}
 
     def buckets(self, matcher, labels, name, counts):
         """Classic buckets, compared by the numeric value of le: its spelling depends on the
@@ -1633,8 +1857,15 @@ def main():
         gateways = [plain, basic, mtls]
         for gateway in gateways:
             print(f"{gateway.name}: {gateway.url}")
+        replicas = []
+        if plain.ours:
+            replicas = suite.start_cluster()
+            gateways += replicas
+        else:
+            suite.notes.append("cluster phase skipped: the binary under test (upstream's) has no cluster mode")
+            print(suite.notes[-1])
         # Prometheus applies its targets only a few seconds after start-up: start it first.
-        suite.start_prometheus(plain, mtls)
+        suite.start_prometheus(plain, mtls, replicas[2] if replicas else None)
 
         for gateway in (plain, basic, mtls):
             suite.go_client(gateway, gateway.name)
@@ -1650,9 +1881,12 @@ def main():
                     suite.curl_refusals(fresh)
             finally:
                 fresh.stop()
+        if replicas:
+            suite.cluster_clients(replicas)
         for gateway in (plain, mtls):
             suite.promtool(gateway)
-        suite.check_prometheus([("plain", plain), ("mtls", mtls)])
+        targets = [("plain", plain), ("mtls", mtls)] + ([("cluster", replicas[2])] if replicas else [])
+        suite.check_prometheus(targets)
         suite.report(gateways)
     except Exception as error:  # reported as a failure; the finally block still stops everything
         suite.checks.check(False, "the suite ran to the end", f"{type(error).__name__}: {error}")
@@ -1674,6 +1908,8 @@ def main():
     checks = suite.checks
     if suite.warnings:
         print("\nwarnings:\n  " + "\n  ".join(dict.fromkeys(suite.warnings)))
+    if suite.notes:
+        print("\nnotes:\n  " + "\n  ".join(suite.notes))
     print(f"\nfinished in {time.monotonic() - started:.0f}s")
     if checks.failed:
         print("failed checks:\n  " + "\n  ".join(checks.failed))
