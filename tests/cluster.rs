@@ -539,15 +539,23 @@ fn without_a_quorum_pushes_get_503() {
             "{scrape}"
         );
     }
-    wait_until("the view ages", Duration::from_secs(5), || {
+    // With the last server gone too, NATS is unreachable: the metrics say so, and how old the
+    // view is.
+    nats.kill(0);
+    wait_until("the view ages", Duration::from_secs(10), || {
         series_value(
             &replicas.get(0).metrics(),
             "pushgateway_cluster_view_age_seconds",
         )
         .is_some_and(|age| age >= 1.0)
+            && series_value(&replicas.get(0).metrics(), "pushgateway_cluster_connected")
+                == Some(0.0)
     });
-    nats.restart(1);
-    nats.restart(2);
+    assert_eq!(
+        replicas.get(0).request("GET", "/-/ready", "").unwrap().0,
+        503
+    );
+    nats.restart_all(&[0, 1, 2]);
     wait_until("pushes succeed again", Duration::from_secs(30), || {
         replicas
             .get(1)

@@ -167,16 +167,19 @@ impl Cluster {
     }
 
     async fn open_bucket(&self, jetstream: &jetstream::Context) -> kv::Store {
+        let mut created = false;
         loop {
             match jetstream.get_key_value(&self.options.bucket).await {
                 Ok(bucket) => {
-                    let config = &bucket.stream.cached_info().config;
-                    tracing::info!(
-                        bucket = %self.options.bucket,
-                        replicas = config.num_replicas,
-                        storage = ?config.storage,
-                        "using the existing NATS key-value bucket as it is"
-                    );
+                    if !created {
+                        let config = &bucket.stream.cached_info().config;
+                        tracing::info!(
+                            bucket = %self.options.bucket,
+                            replicas = config.num_replicas,
+                            storage = ?config.storage,
+                            "using the existing NATS key-value bucket as it is"
+                        );
+                    }
                     return bucket;
                 }
                 Err(err) if err.kind() == jetstream::context::KeyValueErrorKind::GetBucket => {
@@ -199,6 +202,7 @@ impl Cluster {
                     match jetstream.create_stream(config).await {
                         Ok(_) => {
                             tracing::info!(bucket = %self.options.bucket, replicas = self.options.replicas, "created the NATS key-value bucket");
+                            created = true;
                             continue;
                         }
                         Err(err) => {

@@ -124,13 +124,8 @@ impl NatsCluster {
         let port = self.servers[i].monitor_port;
         let started = Instant::now();
         loop {
-            let healthy = super::process::http(
-                &format!("127.0.0.1:{port}"),
-                "GET",
-                "/healthz?js-enabled-only=true",
-                "",
-            )
-            .is_some_and(|(status, _)| status == 200);
+            let healthy = super::process::http(&format!("127.0.0.1:{port}"), "GET", "/healthz", "")
+                .is_some_and(|(status, _)| status == 200);
             if healthy {
                 return;
             }
@@ -152,8 +147,18 @@ impl NatsCluster {
 
     /// Starts server `i` again (after [`NatsCluster::kill`]) and waits until it is healthy.
     pub fn restart(&mut self, i: usize) {
-        self.launch(i);
-        self.wait_healthy(i);
+        self.restart_all(&[i]);
+    }
+
+    /// Starts these servers again together (a cluster that lost its quorum needs them up at
+    /// once to elect leaders) and waits until they are healthy.
+    pub fn restart_all(&mut self, servers: &[usize]) {
+        for &i in servers {
+            self.launch(i);
+        }
+        for &i in servers {
+            self.wait_healthy(i);
+        }
     }
 
     /// SIGSTOP (`true`) or SIGCONT (`false`) for server `i`: a server cut off from everyone,
