@@ -40,6 +40,18 @@ pub struct TlsServerConfig {
     _prefer_server_cipher_suites: Option<bool>,
 }
 
+impl TlsServerConfig {
+    /// Whether the file demands a client certificate in every connection: a `Require*`
+    /// policy, or allowed SANs (which need a certificate to check).
+    pub fn requires_client_certificate(&self) -> bool {
+        self.client_allowed_sans.is_some()
+            || matches!(
+                self.client_auth_type.as_deref(),
+                Some("RequireAnyClientCert" | "RequireClientCert" | "RequireAndVerifyClientCert")
+            )
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpServerConfig {

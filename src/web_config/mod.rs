@@ -28,13 +28,13 @@ use http::{HeaderName, HeaderValue, Request, StatusCode, header};
 pub use acceptor::{Acceptor, ClientCertificateInfo};
 pub use auth::hash_password;
 pub(crate) use file::unique_keys;
+pub use file::{TlsServerConfig, WebConfigFile};
 pub use identity::{CertificateIdentity, ClientCertificate, Identity};
-pub use tls::{TlsPolicy, crypto_provider};
+pub use tls::{TlsPolicy, crypto_provider, is_enabled, key_pair};
 
 use crate::reload::{FileSet, ReloadReport};
 use crate::telemetry::{self, Telemetry};
 use auth::{Authenticator, Users};
-use file::WebConfigFile;
 
 /// Why a web configuration cannot be used. The texts are exporter-toolkit's where it has one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,17 +176,10 @@ impl WebConfig {
                 tls_file.client_auth_type.as_deref(),
                 Some("VerifyClientCertIfGiven" | "RequireAndVerifyClientCert")
             );
-            let certificate_required = tls_file.client_allowed_sans.is_some()
-                || matches!(
-                    tls_file.client_auth_type.as_deref(),
-                    Some(
-                        "RequireAnyClientCert" | "RequireClientCert" | "RequireAndVerifyClientCert"
-                    )
-                );
             Some(TlsState {
                 server: Arc::new(server),
                 verifies_clients,
-                certificate_required,
+                certificate_required: tls_file.requires_client_certificate(),
             })
         } else {
             None

@@ -207,16 +207,8 @@ pub fn server_config(
     http2: bool,
     policy: TlsPolicy,
 ) -> Result<(ServerConfig, Vec<Warning>), WebConfigError> {
-    let cert_source = non_empty(&tls.cert_file)
-        .map(Source::File)
-        .or(non_empty(&tls.cert).map(Source::Inline));
-    let key_source = non_empty(&tls.key_file)
-        .map(Source::File)
-        .or(non_empty(&tls.key).map(Source::Inline));
-    let cert_source = cert_source.ok_or(WebConfigError::MissingCert)?;
-    let key_source = key_source.ok_or(WebConfigError::MissingKey)?;
     let provider = crypto_provider();
-    let (chain, key) = load_key_pair(cert_source, key_source)?;
+    let (chain, key) = key_pair(tls)?;
 
     let client_cas = match (non_empty(&tls.client_ca_file), non_empty(&tls.client_ca)) {
         (Some(path), _) => Some(
@@ -271,6 +263,23 @@ pub fn server_config(
         return Err(WebConfigError::NotFips);
     }
     Ok((config, warnings))
+}
+
+/// The server's certificate chain and key, from `cert_file`/`key_file` or inline `cert`/`key`,
+/// checked to belong together. The health probe presents them as its own when the gateway
+/// demands a client certificate.
+pub fn key_pair(
+    tls: &TlsServerConfig,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), WebConfigError> {
+    let cert_source = non_empty(&tls.cert_file)
+        .map(Source::File)
+        .or(non_empty(&tls.cert).map(Source::Inline));
+    let key_source = non_empty(&tls.key_file)
+        .map(Source::File)
+        .or(non_empty(&tls.key).map(Source::Inline));
+    let cert_source = cert_source.ok_or(WebConfigError::MissingCert)?;
+    let key_source = key_source.ok_or(WebConfigError::MissingKey)?;
+    load_key_pair(cert_source, key_source)
 }
 
 enum Source<'a> {
