@@ -195,6 +195,13 @@ impl TlsSetup {
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
+
+    /// A gateway serving `web.yml` (TLS with `extra`), and that file's path.
+    fn start(&self, extra: &str) -> (GatewayProcess, String) {
+        let config = self.web_config("web.yml", extra);
+        let gw = GatewayProcess::start(&[format!("--web.config.file={config}")]);
+        (gw, config)
+    }
 }
 
 fn server_only(ca: &Ca) -> CertAndKey {
@@ -205,8 +212,7 @@ fn server_only(ca: &Ca) -> CertAndKey {
 fn https_trusts_the_certificate_its_web_config_names() {
     let _serial = serial();
     let setup = TlsSetup::new(server_only);
-    let config = setup.web_config("web.yml", "");
-    let gw = GatewayProcess::start(&[format!("--web.config.file={config}")]);
+    let (gw, config) = setup.start("");
     let listen = format!("--web.listen-address={}", gw.address);
     let url = format!("https://{}/-/healthy", gw.address);
     // The same web configuration: no CA needed, the certificate is the one in the file.
@@ -255,8 +261,7 @@ fn https_trusts_the_certificate_its_web_config_names() {
 fn https_url_with_a_ca_or_the_system_trust_store() {
     let _serial = serial();
     let setup = TlsSetup::new(server_only);
-    let config = setup.web_config("web.yml", "");
-    let gw = GatewayProcess::start(&[format!("--web.config.file={config}")]);
+    let (gw, _) = setup.start("");
     let port = port(&gw);
     let url = format!("https://localhost:{port}/-/healthy");
     let ca = setup.path("ca.crt");
@@ -311,8 +316,7 @@ fn mutual_tls_with_the_gateways_own_certificate_or_a_client_certificate() {
 
     // A server certificate for server use only cannot be shown as a client certificate.
     let setup = TlsSetup::new(server_only);
-    let config = setup.web_config("web.yml", mtls);
-    let gw = GatewayProcess::start(&[format!("--web.config.file={config}")]);
+    let (gw, config) = setup.start(mtls);
     let flags = [
         format!("--web.listen-address={}", gw.address),
         format!("--web.config.file={config}"),
@@ -339,8 +343,7 @@ fn mutual_tls_with_the_gateways_own_certificate_or_a_client_certificate() {
 
     // A certificate issued for both uses: the probe shows the gateway's own, needing nothing.
     let setup = TlsSetup::new(Ca::server_and_client);
-    let config = setup.web_config("web.yml", mtls);
-    let gw = GatewayProcess::start(&[format!("--web.config.file={config}")]);
+    let (gw, config) = setup.start(mtls);
     assert_healthy(
         &probe(&[
             &format!("--web.listen-address={}", gw.address),
