@@ -1,9 +1,13 @@
 # The pushgateway as a hardened image: one static binary on an empty base, run as nonroot
-# (UID/GID 65532), with no shell and no package manager. Dockerfile.fips is the same with the
-# FIPS 140-3 build; keep the two files parallel (a diff between them shows only FIPS parts).
+# (UID/GID 65532), with no shell and no package manager, Debian's CA certificates, its SBOMs
+# (CycloneDX and SPDX) and its build provenance. Dockerfile.fips is the same with the FIPS 140-3
+# build; keep the two files parallel (a diff between them shows only FIPS parts).
 #
-#   docker build -t pushgateway .
+#   docker build -t pushgateway .                          the runtime image (the last stage)
+#   docker build --target dev -t pushgateway:dev .         the dev variant: Debian, shell, apt, root
+#   docker build --target attestations -o dist .           the SBOMs and provenance, as files
 #   docker run -p 9091:9091 -v pushgateway-data:/data pushgateway --persistence.file=/data/metrics
+#   scripts/verify-image pushgateway                       what a compliance team checks
 #
 # Needs BuildKit (the default builder since Docker 23; DOCKER_BUILDKIT=1 with Docker 20.10) for
 # the cache mounts. There is deliberately no `# syntax=` line: the builder's built-in Dockerfile
@@ -18,6 +22,15 @@
 
 # Any Debian-based Rust image with gcc, binutils and libc6-dev (the official images have them).
 ARG RUST_IMAGE=rust:1.95.0-bookworm
+# The dev variant's base: the same Debian release as the build stage.
+ARG DEV_IMAGE=debian:bookworm-slim
+# Build facts for --version, pushgateway_build_info, the labels and the provenance: the context
+# has no .git. VERSION must equal Cargo.toml's.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG BRANCH=unknown
+ARG SOURCE_URL=unknown
+ARG LICENSES=NOASSERTION
 
 FROM ${RUST_IMAGE} AS build
 
@@ -28,6 +41,11 @@ ARG CARGO_CYCLONEDX_VERSION=0.5.9
 RUN --mount=type=cache,id=pushgateway-cargo-registry,target=/usr/local/cargo/registry \
     cargo install --debug --locked --root /opt/cargo-cyclonedx "cargo-cyclonedx@${CARGO_CYCLONEDX_VERSION}"
 
+# Debian's CA certificates, which the image ships, and jq, which writes the attestations.
+RUN apt-get update && \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates jq && \
+    rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
 # The workspace's other member (the benchmark harness) must be present for cargo to load the
 # workspace and check Cargo.lock; only the gateway is built.
@@ -35,55 +53,70 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY src src
 COPY bench/Cargo.toml bench/Cargo.toml
 COPY bench/src bench/src
+COPY docker/build-binary.sh /usr/local/bin/build-binary
 
-# Build facts for --version, pushgateway_build_info and the labels: the context has no .git.
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG BRANCH=unknown
+ARG VERSION
+ARG REVISION
+ARG BRANCH
 ARG SOURCE_DATE_EPOCH
 # The registry and target caches are shared by both Dockerfiles: most crates compile the same
 # with and without the fips feature, so the second image only rebuilds the crypto crates.
 RUN --mount=type=cache,id=pushgateway-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=pushgateway-target,target=/src/target,sharing=locked \
-    set -eu; \
-    crate_version=$(awk -F'"' '/^\[/ { p = ($0 == "[package]") } p && /^version *=/ { print $2; exit }' Cargo.toml); \
-    if [ "$crate_version" != "$VERSION" ]; then \
-        echo "Cargo.toml says version $crate_version, the VERSION build argument says $VERSION: update the default in this file or pass --build-arg VERSION=$crate_version" >&2; \
-        exit 1; \
-    fi; \
-    target=$(rustc -vV | sed -n 's/^host: //p'); \
-    # An explicit --target keeps +crt-static away from build scripts and proc macros. Whole-program
-    # optimisation makes the binary about 10% smaller for about the same build time.
-    PUSHGATEWAY_REVISION=$(printf '%.12s' "$REVISION") \
-    PUSHGATEWAY_BRANCH="$BRANCH" \
-    PUSHGATEWAY_BUILD_USER=docker \
-    RUSTFLAGS='-C target-feature=+crt-static' \
-    CARGO_PROFILE_RELEASE_LTO=fat \
-    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
-        cargo build --release --locked -p pushgateway --bin pushgateway --target "$target"; \
-    binary="target/$target/release/pushgateway"; \
-    if readelf -lW "$binary" | grep -q INTERP || readelf -dW "$binary" | grep -q NEEDED; then \
-        echo "$binary is not static" >&2; exit 1; \
-    fi; \
-    mkdir -p /rootfs/bin /rootfs/etc /rootfs/data /rootfs/usr/share/doc/pushgateway; \
-    strip --strip-all -o /rootfs/bin/pushgateway "$binary"; \
-    /opt/cargo-cyclonedx/bin/cargo-cyclonedx cyclonedx --format json --spec-version 1.5 \
-        --target "$target" --no-build-deps --override-filename sbom; \
-    mv sbom.json /rootfs/usr/share/doc/pushgateway/sbom.cdx.json; \
-    rm -f bench/sbom.json
+    build-binary
 
-RUN printf 'nonroot:x:65532:65532:nonroot:/data:/sbin/nologin\n' > /rootfs/etc/passwd && \
-    printf 'nonroot:x:65532:\n' > /rootfs/etc/group && \
-    chmod 0644 /rootfs/etc/passwd /rootfs/etc/group /rootfs/usr/share/doc/pushgateway/sbom.cdx.json && \
-    chown 65532:65532 /rootfs/data && \
-    chmod 0750 /rootfs/data
+# For the provenance only, so that they do not invalidate the build above: where the sources
+# come from, and the builder image's digest (e.g. `docker image inspect -f '{{.Id}}'`, or the
+# digest it was pulled by).
+ARG SOURCE_URL
+ARG LICENSES
+ARG RUST_IMAGE
+ARG RUST_IMAGE_DIGEST=
+COPY docker/image-outputs.sh /usr/local/bin/image-outputs
+RUN --mount=type=cache,id=pushgateway-cargo-registry,target=/usr/local/cargo/registry \
+    image-outputs
 
-FROM scratch
+# The dev variant: the same binary and documents on Debian, with a shell and apt, run as root;
+# for debugging, and as a base to build on.
+FROM ${DEV_IMAGE} AS dev
 
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG SOURCE_URL=unknown
-ARG LICENSES=NOASSERTION
+ARG VERSION
+ARG REVISION
+ARG SOURCE_URL
+ARG LICENSES
+LABEL org.opencontainers.image.title="pushgateway-dev" \
+      org.opencontainers.image.description="Prometheus Pushgateway drop-in replacement in Rust, dev variant: the runtime image's binary on Debian with a shell and apt, run as root" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.licenses="${LICENSES}" \
+      pushgateway.variant="dev" \
+      pushgateway.compliance="" \
+      pushgateway.fips="false" \
+      pushgateway.sbom="/usr/share/doc/pushgateway/sbom.cdx.json" \
+      pushgateway.sbom.spdx="/usr/share/doc/pushgateway/sbom.spdx.json" \
+      pushgateway.provenance="/usr/share/doc/pushgateway/provenance.json"
+
+COPY --from=build /image/common/ /
+COPY --from=build /image/runtime/bin/pushgateway /usr/bin/pushgateway
+USER root
+WORKDIR /data
+EXPOSE 9091
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["/usr/bin/pushgateway", "healthcheck"]
+ENTRYPOINT ["/usr/bin/pushgateway"]
+
+# The attestations as build output files: docker build --target attestations -o DIR .
+FROM scratch AS attestations
+COPY --from=build /image/common/usr/share/doc/pushgateway/ /
+
+# The runtime image, the default target.
+FROM scratch AS runtime
+
+ARG VERSION
+ARG REVISION
+ARG SOURCE_URL
+ARG LICENSES
 LABEL org.opencontainers.image.title="pushgateway" \
       org.opencontainers.image.description="Prometheus Pushgateway drop-in replacement in Rust: static binary, nonroot 65532, no shell" \
       org.opencontainers.image.version="${VERSION}" \
@@ -91,13 +124,22 @@ LABEL org.opencontainers.image.title="pushgateway" \
       org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.licenses="${LICENSES}" \
       org.opencontainers.image.base.name="scratch" \
+      pushgateway.variant="runtime" \
+      pushgateway.compliance="" \
       pushgateway.fips="false" \
-      pushgateway.sbom="/usr/share/doc/pushgateway/sbom.cdx.json"
+      pushgateway.sbom="/usr/share/doc/pushgateway/sbom.cdx.json" \
+      pushgateway.sbom.spdx="/usr/share/doc/pushgateway/sbom.spdx.json" \
+      pushgateway.provenance="/usr/share/doc/pushgateway/provenance.json"
 
-# Ownership comes along from the build stage: /data belongs to 65532, everything else to root.
-COPY --from=build /rootfs/ /
+# Ownership comes along from the build stage: /data belongs to 65532 and group 0, everything
+# else to root.
+COPY --from=build /image/common/ /
+COPY --from=build /image/runtime/ /
 USER 65532:65532
 # Relative --persistence.file paths land on the volume.
 WORKDIR /data
 EXPOSE 9091
+# The probe finds the gateway's address, route prefix and TLS settings in PID 1's flags.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["/bin/pushgateway", "healthcheck"]
 ENTRYPOINT ["/bin/pushgateway"]

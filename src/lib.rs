@@ -20,6 +20,7 @@ pub mod listen;
 pub mod logging;
 pub mod model;
 pub mod persist;
+pub mod probe;
 pub mod reload;
 pub mod server;
 pub mod store;
@@ -44,6 +45,7 @@ pub async fn run(cli: cli::Cli) -> Result<(), Box<dyn std::error::Error>> {
         tls = gateway.tls(),
         fips = build.fips,
         crypto_module = %build.crypto_module,
+        crypto_certificate = %build.crypto_certificate,
         persistence_file = %cli.persistence_file,
         "starting pushgateway"
     );

@@ -54,10 +54,7 @@ pub fn bind(address: &str) -> Result<TcpListener, ListenError> {
         address: address.to_string(),
         reason: reason.to_string(),
     };
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| invalid("missing port"))?;
-    let port: u16 = port.parse().map_err(|_| invalid("invalid port"))?;
+    let (host, port) = host_and_port(address)?;
     let bind_error = |source| ListenError::Bind {
         address: address.to_string(),
         source,
@@ -69,7 +66,6 @@ pub fn bind(address: &str) -> Result<TcpListener, ListenError> {
             .or_else(|_| listen(SocketAddr::from(([0, 0, 0, 0], port)), false))
             .map_err(bind_error);
     }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     let mut candidates: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| invalid(&e.to_string()))?
@@ -79,6 +75,20 @@ pub fn bind(address: &str) -> Result<TcpListener, ListenError> {
         .first()
         .ok_or_else(|| invalid("host has no address"))?;
     listen(*first, false).map_err(bind_error)
+}
+
+/// Splits a `--web.listen-address` value as Go's `net.SplitHostPort` does: the host without
+/// the brackets of an IPv6 literal (empty for every address) and the port.
+pub fn host_and_port(address: &str) -> Result<(&str, u16), ListenError> {
+    let invalid = |reason: &str| ListenError::Address {
+        address: address.to_string(),
+        reason: reason.to_string(),
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("missing port"))?;
+    let port: u16 = port.parse().map_err(|_| invalid("invalid port"))?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
 }
 
 fn listen(address: SocketAddr, dual_stack: bool) -> std::io::Result<TcpListener> {

@@ -4,7 +4,17 @@ use std::process::ExitCode;
 use pushgateway::cli::{Cli, Info};
 
 fn main() -> ExitCode {
-    let cli = match Cli::parse_args(std::env::args_os()) {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `pushgateway healthcheck ...`: upstream takes no positional arguments, so this word in
+    // first place cannot be a gateway command line.
+    if args
+        .get(1)
+        .is_some_and(|arg| arg == pushgateway::probe::SUBCOMMAND)
+    {
+        args.remove(1);
+        return pushgateway::probe::main(args);
+    }
+    let cli = match Cli::parse_args(args) {
         Ok(cli) => cli,
         Err(err) if err.use_stderr() => {
             eprintln!("{}", pushgateway::cli::usage_error(&err));

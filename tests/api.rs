@@ -360,6 +360,8 @@ async fn status_document() {
         "rustVersion",
         "version",
         "fips",
+        "cryptoModule",
+        "cryptoCertificate",
     ] {
         assert!(
             build[key].is_string(),

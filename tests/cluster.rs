@@ -562,8 +562,20 @@ fn without_a_quorum_pushes_get_503() {
             .request("PUT", "/metrics/job/back", "value 3\n")
             .is_some_and(|r| r.0 == 200)
     });
+    let started = Instant::now();
+    while !replicas
+        .running()
+        .all(|g| pushed(g).contains("job=\"back\""))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not every replica shows the acknowledged push:\n{}\n{}",
+            replicas.get(0).log(),
+            replicas.get(1).log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let scrape = converged(&replicas, Duration::from_secs(10));
-    assert!(scrape.contains("job=\"back\""));
     assert!(
         !scrape.contains("job=\"lost"),
         "a push answered 503 here was never acknowledged by a quorum, so it never applied"

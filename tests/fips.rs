@@ -266,3 +266,56 @@ fn only_the_fips_module_is_linked() {
         "non-FIPS AWS-LC symbols linked: {non_fips:?}"
     );
 }
+
+/// The module's CMVP certificate, the same in all four places a compliance check reads it:
+/// `--version`, the start-up log line, `/api/v1/status` and `pushgateway_build_info`. A
+/// default build links plain AWS-LC, which is not a validated module, and says `none`.
+#[test]
+fn every_output_states_the_modules_certificate() {
+    use common::process::{BINARY, GatewayProcess};
+    let certificate = if FIPS { "CMVP #5314" } else { "none" };
+
+    let version = std::process::Command::new(BINARY)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version
+            .lines()
+            .any(|line| line == format!("  certificate:      {certificate}")),
+        "{version}"
+    );
+
+    let gw = GatewayProcess::start::<&str>(&[]);
+    let log = gw.log();
+    let start_line = log
+        .lines()
+        .find(|line| line.contains("msg=\"starting pushgateway\""))
+        .unwrap_or_else(|| panic!("no start-up line in {log}"));
+    let logged = if FIPS {
+        format!("crypto_certificate=\"{certificate}\"")
+    } else {
+        format!("crypto_certificate={certificate}")
+    };
+    assert!(start_line.contains(&logged), "{start_line}");
+
+    let (status, body) = gw.request("GET", "/api/v1/status", "").unwrap();
+    assert_eq!(status, 200);
+    let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        document["data"]["build_information"]["cryptoCertificate"],
+        certificate
+    );
+
+    let metrics = gw.metrics();
+    let build_info = metrics
+        .lines()
+        .find(|line| line.starts_with("pushgateway_build_info{"))
+        .unwrap_or_else(|| panic!("no build info in {metrics}"));
+    assert!(
+        build_info.contains(&format!("crypto_certificate=\"{certificate}\"")),
+        "{build_info}"
+    );
+    gw.stop();
+}

@@ -8,7 +8,9 @@
 //!   and set); on a conflict the replica waits until its view has caught up with the bucket
 //!   and plans again (bounded by `--store.nats.timeout`);
 //! - JetStream acknowledges a write once a quorum of servers has it; only then is the change
-//!   answered with success, after this replica's view has applied it (read your writes);
+//!   answered with success, after this replica's view has applied it (read your writes; a
+//!   view that has not within `--store.nats.timeout` is logged, and the push is still
+//!   answered with success, since a quorum keeps it);
 //! - every replica applies the bucket's changes in the bucket's order from one watch, so all
 //!   views converge; clashes between groups written at the same moment through different
 //!   replicas are settled the same way everywhere (see the view's replicated module).

@@ -181,7 +181,7 @@ const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
     (
         BUILD_INFO,
         MetricType::Gauge,
-        "A metric with a constant '1' value labeled by version, revision, branch, rustversion and target from which pushgateway was built, whether it is a FIPS build, and the cryptographic module it links.",
+        "A metric with a constant '1' value labeled by version, revision, branch, rustversion and target from which pushgateway was built, whether it is a FIPS build, the cryptographic module it links and that module's CMVP certificate (or none).",
     ),
     (
         PUSH_DURATION,
@@ -274,6 +274,8 @@ pub struct BuildInfo {
     pub fips: bool,
     /// The cryptographic module linked, e.g. `AWS-LC FIPS module 3 (AWS-LC 3.6.0)`.
     pub crypto_module: String,
+    /// The module's NIST CMVP certificate, `CMVP #5314`, or `none` (see `fips::certificate`).
+    pub crypto_certificate: String,
 }
 
 impl BuildInfo {
@@ -288,6 +290,7 @@ impl BuildInfo {
             target: env!("PUSHGATEWAY_TARGET"),
             fips: crate::fips::BUILD,
             crypto_module: crate::fips::module(),
+            crypto_certificate: crate::fips::certificate(),
         }
     }
 
@@ -298,6 +301,7 @@ impl BuildInfo {
             ("branch", self.branch.to_string()),
             ("buildDate", self.build_date.to_string()),
             ("buildUser", self.build_user.to_string()),
+            ("cryptoCertificate", self.crypto_certificate.clone()),
             ("cryptoModule", self.crypto_module.clone()),
             ("fips", self.fips.to_string()),
             ("revision", self.revision.to_string()),
@@ -316,6 +320,7 @@ impl BuildInfo {
             ("platform", self.target.to_string()),
             ("fips", self.fips.to_string()),
             ("crypto module", self.crypto_module.clone()),
+            ("certificate", self.crypto_certificate.clone()),
         ];
         let mut text = format!(
             "pushgateway, version {} (branch: {}, revision: {})\n",
@@ -478,6 +483,7 @@ impl Telemetry {
         let b = &self.build;
         let labels = [
             ("branch", b.branch),
+            ("crypto_certificate", b.crypto_certificate.as_str()),
             ("crypto_module", b.crypto_module.as_str()),
             ("fips", if b.fips { "true" } else { "false" }),
             ("revision", b.revision),

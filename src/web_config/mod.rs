@@ -33,14 +33,14 @@ pub use acceptor::{Acceptor, ClientCertificateInfo};
 pub use auth::hash_password;
 pub use errors::WebConfigError;
 pub(crate) use file::unique_keys;
+pub use file::{TlsServerConfig, WebConfigFile};
 pub use guard::guard;
 pub use identity::{CertificateIdentity, ClientCertificate, Identity};
-pub use tls::{TlsPolicy, TlsState, crypto_provider};
+pub use tls::{ServerIdentity, TlsPolicy, TlsState, crypto_provider, is_enabled};
 
 use crate::reload::{FileReads, Loader, ReloadReport, Reloadable};
 use crate::telemetry::{self, Telemetry};
 use auth::{Authenticator, Users};
-use file::WebConfigFile;
 use guard::TokenBucket;
 
 /// One loaded and checked version of the file.

@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct NatsCluster {
@@ -22,11 +23,20 @@ struct NatsServer {
     child: Option<Child>,
 }
 
+/// A port for a NATS server to listen on. NATS needs a number in its configuration, so the
+/// port is chosen here and bound by the server later: taken below the kernel's ephemeral range
+/// (32768 and up on Linux), so that no outgoing connection can be given it in between, and
+/// from a counter, so that the tests of one run never pick the same one; the process id
+/// spreads runs of different test binaries apart.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 60) as u16 * 200;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 200;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl NatsCluster {
@@ -129,10 +139,16 @@ impl NatsCluster {
             if healthy {
                 return;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "nats-server {i} did not become healthy"
-            );
+            if started.elapsed() > Duration::from_secs(30) {
+                let log = std::fs::read_to_string(self.servers[i].config.with_extension("log"))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "nats-server {i} did not become healthy within 30 s; its log ends:\n{}",
+                    tail.join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -85,6 +85,26 @@ impl Ca {
 
     /// A server certificate for `localhost` and 127.0.0.1 with a key of the given algorithm.
     pub fn server(&self, algorithm: &'static SignatureAlgorithm) -> CertAndKey {
+        self.localhost(algorithm, vec![ExtendedKeyUsagePurpose::ServerAuth])
+    }
+
+    /// A certificate for `localhost` and 127.0.0.1 that serves as server and as client
+    /// certificate (both extended key usages), as internal CAs often issue them.
+    pub fn server_and_client(&self) -> CertAndKey {
+        self.localhost(
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+    }
+
+    fn localhost(
+        &self,
+        algorithm: &'static SignatureAlgorithm,
+        usages: Vec<ExtendedKeyUsagePurpose>,
+    ) -> CertAndKey {
         let key = KeyPair::generate_for(algorithm).expect("server key");
         let mut params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
@@ -92,7 +112,7 @@ impl Ca {
         params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = usages;
         CertAndKey {
             cert: self.issue(params, &key),
             key: key.serialize_pem(),

@@ -17,7 +17,7 @@ mod verifiers;
 use rustls::crypto::CryptoProvider;
 
 pub use go_names::check_names;
-pub use server_config::{TlsPolicy, TlsState, is_enabled, server_config};
+pub use server_config::{ServerIdentity, TlsPolicy, TlsState, is_enabled, server_config};
 
 /// The cryptography every TLS configuration is built from: the FIPS module's provider in a
 /// FIPS build (no ChaCha20-Poly1305, no X25519), aws-lc-rs' default provider otherwise.

@@ -63,12 +63,8 @@ pub fn server_config(
     files: &mut FileReads,
     warnings: &mut Vec<String>,
 ) -> Result<TlsState, WebConfigError> {
-    let cert = Pem::of(&tls.cert_file, &tls.cert).ok_or(WebConfigError::MissingCert)?;
-    let key = Pem::of(&tls.key_file, &tls.key).ok_or(WebConfigError::MissingKey)?;
     let provider = crypto_provider();
-    let cert = cert.read(files, WebConfigError::ReadCertFile)?;
-    let key = key.read(files, WebConfigError::ReadKeyFile)?;
-    let (chain, key) = key_pair(&cert, &key)?;
+    let (chain, key) = own_key_pair(tls, files)?;
     let client_cas = Pem::of(&tls.client_ca_file, &tls.client_ca)
         .map(|ca| ca.read(files, |_, message| WebConfigError::Io(message)))
         .transpose()?;
@@ -111,8 +107,36 @@ pub fn server_config(
     Ok(TlsState {
         server: Arc::new(config),
         verifies_clients: client_auth.verifies(),
-        certificate_required: client_auth.requires() || tls.client_allowed_sans.is_some(),
+        certificate_required: demands_certificate(client_auth, tls),
     })
+}
+
+/// Whether the file demands a client certificate: a `Require*` policy, or allowed SANs (which
+/// can only be checked on a certificate).
+fn demands_certificate(client_auth: ClientAuth, tls: &TlsServerConfig) -> bool {
+    client_auth.requires() || tls.client_allowed_sans.is_some()
+}
+
+/// The server's own certificate and key as the file names them, and whether the file demands a
+/// client certificate: what the health probe beside the gateway needs to reach it (it pins the
+/// certificate, and shows it as its own when one is demanded). Read exactly as the server reads
+/// them.
+pub struct ServerIdentity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    pub certificate_required: bool,
+}
+
+impl ServerIdentity {
+    pub fn load(tls: &TlsServerConfig) -> Result<ServerIdentity, WebConfigError> {
+        let (chain, key) = own_key_pair(tls, &mut FileReads::default())?;
+        let client_auth = ClientAuth::parse(tls.client_auth_type.as_deref().unwrap_or_default())?;
+        Ok(ServerIdentity {
+            chain,
+            key,
+            certificate_required: demands_certificate(client_auth, tls),
+        })
+    }
 }
 
 fn non_empty(field: &Option<String>) -> Option<&str> {
@@ -146,6 +170,19 @@ impl<'a> Pem<'a> {
             Pem::Inline(pem) => Ok(pem.as_bytes().to_vec()),
         }
     }
+}
+
+/// The server's certificate chain and key, from `cert_file`/`key_file` or inline `cert`/`key`,
+/// in upstream's order of checks.
+fn own_key_pair(
+    tls: &TlsServerConfig,
+    files: &mut FileReads,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), WebConfigError> {
+    let cert = Pem::of(&tls.cert_file, &tls.cert).ok_or(WebConfigError::MissingCert)?;
+    let key = Pem::of(&tls.key_file, &tls.key).ok_or(WebConfigError::MissingKey)?;
+    let cert = cert.read(files, WebConfigError::ReadCertFile)?;
+    let key = key.read(files, WebConfigError::ReadKeyFile)?;
+    key_pair(&cert, &key)
 }
 
 /// The certificate chain and its key, checked to belong together.
