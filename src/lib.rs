@@ -9,6 +9,7 @@
 
 pub mod authz;
 pub mod cli;
+pub mod connections;
 pub mod decode;
 pub mod encode;
 pub mod expiry;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::authz::Authorizer;
 use crate::cli::Cli;
+use crate::connections::{Connections, Limits};
 use crate::encode::exposition::ExpositionCache;
 use crate::http::router::Router;
 use crate::http::{self, AppState, Options, PageSettings, StatusInfo};
@@ -59,6 +60,7 @@ pub struct Gateway {
     persistence: Option<Arc<Persistence>>,
     /// Whether the recovered state should be compacted into a snapshot right away.
     compact_now: bool,
+    limits: Limits,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -151,6 +153,7 @@ impl Gateway {
             )
         };
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+        let body_budget = http::BodyBudget::new(cli.max_buffered_bytes, telemetry.clone());
         let state = Arc::new(AppState {
             authz,
             store: Arc::new(store),
@@ -161,8 +164,10 @@ impl Gateway {
             options: Options {
                 validation: cli.name_validation(),
                 max_body_bytes: cli.max_body_bytes,
+                read_body_timeout: cli.read_body_timeout,
                 enable_lifecycle: cli.enable_lifecycle,
             },
+            body_budget,
             shutdown: shutdown_sender,
             status: StatusInfo {
                 build_information: build.status_entries(),
@@ -181,6 +186,7 @@ impl Gateway {
             security,
             persistence,
             compact_now,
+            limits: cli.connection_limits(),
             shutdown,
         })
     }
@@ -205,8 +211,7 @@ impl Gateway {
     /// Serves until `stop` completes or `/-/quit` is called, then shuts down gracefully:
     /// listeners close, requests in flight finish (up to a grace period).
     pub async fn serve(self, stop: impl Future<Output = ()>) -> Result<(), ServeError> {
-        let service = http::service(self.state.clone(), self.security.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::service(self.state.clone(), self.security.clone());
         let acceptor = Acceptor::new(self.security.clone(), self.state.telemetry.clone());
         let tls = self.tls();
         let http2 = tls && self.security.as_ref().is_some_and(|s| s.http2());
@@ -225,26 +230,18 @@ impl Gateway {
             self.state.store.clone(),
             self.state.telemetry.clone(),
         ));
+        let connections = Connections::new(self.limits, self.state.telemetry.clone());
         let mut servers = tokio::task::JoinSet::new();
-        let mut handles = Vec::new();
         for listener in self.listeners {
             let address = listener
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
             tracing::info!(address = %address, tls, http2, "Listening on");
-            let handle = axum_server::Handle::new();
-            handles.push(handle.clone());
-            let service = service.clone();
-            let acceptor = acceptor.clone();
+            let serving = connections
+                .clone()
+                .serve(listener, acceptor.clone(), app.clone());
             servers.spawn(async move {
-                let server = axum_server::from_tcp(listener)
-                    .map_err(|source| ServeError { address, source })?
-                    .acceptor(acceptor)
-                    .handle(handle);
-                // As Go's server: HTTP/2 only over TLS, where ALPN negotiates it.
-                let server = if http2 { server } else { server.http1_only() };
-                server
-                    .serve(service)
+                serving
                     .await
                     .map_err(|source| ServeError { address, source })
             });
@@ -255,9 +252,7 @@ impl Gateway {
             _ = quit.wait_for(|quit| *quit) => None,
             Some(result) = servers.join_next() => result.ok().and_then(Result::err),
         };
-        for handle in &handles {
-            handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
-        }
+        connections.shutdown(SHUTDOWN_GRACE).await;
         while let Some(result) = servers.join_next().await {
             if let Ok(Err(err)) = result {
                 tracing::error!(err = %err, "HTTP server failed while stopping");

@@ -81,14 +81,31 @@ async fn store_push(
         PushMode::Merge
     };
     let (parts, body) = request.into_parts();
-    let raw = body::read(body, &parts.headers, state.options.max_body_bytes).await?;
+    let mut reservation = state.body_budget.reservation();
+    let raw = body::read(
+        body,
+        &parts.headers,
+        state.options.max_body_bytes,
+        state.options.read_body_timeout,
+        &mut reservation,
+    )
+    .await
+    .inspect_err(|err| refused_body(state, err))?;
     let time = Timestamp::now();
     let raw_len = raw.len();
     let decode = {
         let state = state.clone();
         let key = key.clone();
         move || -> Result<PreparedPush, HttpError> {
-            let decoded = body::decode(raw, &parts.headers, state.options.max_body_bytes)?;
+            // Held until the push is prepared: the decoded body lives that long.
+            let mut reservation = reservation;
+            let decoded = body::decode(
+                raw,
+                &parts.headers,
+                state.options.max_body_bytes,
+                &mut reservation,
+            )
+            .inspect_err(|err| refused_body(&state, err))?;
             let families = parse_body(&decoded, &parts.headers, state.options.validation)
                 .inspect_err(|err| tracing::debug!(source = %Source(remote), err = %err, "failed to parse push body"))?;
             Ok(state.store.prepare(Push {
@@ -142,6 +159,17 @@ async fn store_push(
         }
         _ => {}
     })
+}
+
+/// Counts a push refused because the bodies in memory would exceed their budget.
+fn refused_body(state: &AppState, err: &body::BodyError) {
+    if let body::BodyError::Busy { .. } = err {
+        tracing::warn!(err = %err, "push refused: too many push bodies in memory at once");
+        state.telemetry.increment(
+            crate::telemetry::PUSH_REFUSED,
+            &[("reason", "max_buffered_size")],
+        );
+    }
 }
 
 /// The push's `Pushgateway-Expire-After` header, if it has one: a Go duration, `0` for never.

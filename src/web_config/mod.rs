@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
-pub use acceptor::{Acceptor, ClientCertificateInfo};
+pub use acceptor::{Acceptor, ClientCertificateInfo, Connection};
 pub use auth::hash_password;
 pub use errors::WebConfigError;
 pub(crate) use file::unique_keys;
