@@ -38,6 +38,14 @@ pub enum StartError {
         path: String,
         source: crate::web_config::WebConfigError,
     },
+    #[error(
+        "--push.max-buffered-size={buffered} cannot hold one push of --push.max-body-size={body} besides the eighth it keeps for small pushes: give at least {needed}"
+    )]
+    BufferedSize {
+        buffered: u64,
+        body: u64,
+        needed: u64,
+    },
     #[error("invalid --web.authz-file {path:?}: {source}")]
     Authz {
         path: String,
@@ -70,6 +78,13 @@ impl Gateway {
         let telemetry_path = join_path(&prefix, &cli.telemetry_path);
         if !telemetry_path.starts_with('/') {
             return Err(StartError::TelemetryPath(cli.telemetry_path.clone()));
+        }
+        if http::BodyBudget::large_share(cli.max_buffered_bytes) < cli.max_body_bytes {
+            return Err(StartError::BufferedSize {
+                buffered: cli.max_buffered_bytes,
+                body: cli.max_body_bytes,
+                needed: cli.max_body_bytes.div_ceil(7) * 8,
+            });
         }
         let started = Timestamp::now();
         crate::fips::check_module()?;
@@ -153,7 +168,11 @@ impl Gateway {
             )
         };
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
-        let body_budget = http::BodyBudget::new(cli.max_buffered_bytes, telemetry.clone());
+        let body_budget = http::BodyBudget::new(
+            cli.max_buffered_bytes,
+            cli.max_body_bytes,
+            telemetry.clone(),
+        );
         let state = Arc::new(AppState {
             authz,
             store: Arc::new(store),

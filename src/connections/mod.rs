@@ -225,8 +225,7 @@ impl Connections {
         let mut graceful = false;
         let mut closing_by: Option<Instant> = None;
         loop {
-            let (deadline, _) = activity.deadline(&self.limits);
-            let deadline = closing_by.map_or(deadline, |by| by.min(deadline));
+            let deadline = closing_by.unwrap_or_else(|| activity.deadline(&self.limits).0);
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(err) = result {
@@ -241,8 +240,10 @@ impl Connections {
                     }
                     return;
                 }
+                // Recomputes the deadline.
+                () = activity.changed(), if closing_by.is_none() => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    if closing_by.is_some_and(|by| Instant::now() >= by) {
+                    if closing_by.is_some() {
                         return;
                     }
                     let (deadline, reason) = activity.deadline(&self.limits);

@@ -3,8 +3,9 @@
 //!
 //! Invariants: at most `max` connections are registered at once (a connection is registered
 //! from accept until its task ends); a new connection at the limit waits until one is gone, and
-//! makes one go if any is idle: the one idle longest, one at a time; a connection with a request
-//! in flight is never chosen.
+//! makes one go if any is idle: the one idle longest, one at a time. A connection with a request
+//! in flight is never chosen, nor one younger than [`EVICTION_GRACE`], so that a burst of new
+//! connections cannot close a client's before its handshake and first request are through.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -20,6 +21,9 @@ use crate::telemetry::{self, Telemetry};
 /// How often a new connection waiting at the limit looks again (besides being woken when a
 /// connection goes), so that one whose request just finished can make room.
 const ADMISSION_RECHECK: Duration = Duration::from_millis(50);
+
+/// A connection is not chosen to make room before it is this old.
+const EVICTION_GRACE: Duration = Duration::from_millis(250);
 
 /// A client may cancel this many more requests on one connection than it lets finish before
 /// the connection is closed.
@@ -67,6 +71,8 @@ pub struct Activity {
     /// When the first byte of an HTTP/1 request head came, while no request was in flight.
     head_started: AtomicU64,
     last_io: AtomicU64,
+    /// Woken when a deadline may have come nearer (a request finished, a head began).
+    changed: Notify,
     /// Set once the connection is to be closed at once; `close` wakes its task.
     closing: AtomicBool,
     close: Notify,
@@ -87,6 +93,7 @@ impl Activity {
             idle_since: AtomicU64::new(now),
             head_started: AtomicU64::new(0),
             last_io: AtomicU64::new(now),
+            changed: Notify::new(),
             closing: AtomicBool::new(false),
             close: Notify::new(),
             evicted: AtomicBool::new(false),
@@ -115,6 +122,7 @@ impl Activity {
             && self.head_started.load(Ordering::Relaxed) == 0
         {
             self.head_started.store(now, Ordering::Relaxed);
+            self.changed.notify_one();
         }
     }
 
@@ -139,6 +147,7 @@ impl Activity {
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle_since.store(millis(self.base), Ordering::Relaxed);
             self.head_started.store(0, Ordering::Relaxed);
+            self.changed.notify_one();
         }
     }
 
@@ -175,6 +184,11 @@ impl Activity {
         }
         let idle_since = self.at(self.idle_since.load(Ordering::Relaxed));
         (idle_since + limits.idle_timeout, CloseReason::IdleTimeout)
+    }
+
+    /// Completes when the connection's deadline may have come nearer.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// Asks the connection's task to close it at once.
@@ -243,11 +257,16 @@ impl Registry {
     fn try_admit(self: &Arc<Self>) -> Option<Slot> {
         let mut open = self.lock();
         if open.connections.len() >= self.max {
+            let now = Instant::now();
             if open.evicting == 0
                 && let Some(victim) = open
                     .connections
                     .values()
-                    .filter(|a| a.idle() && !a.closing.load(Ordering::Acquire))
+                    .filter(|a| {
+                        a.idle()
+                            && !a.closing.load(Ordering::Acquire)
+                            && a.accepted_at() + EVICTION_GRACE <= now
+                    })
                     .min_by_key(|a| a.idle_since.load(Ordering::Relaxed))
                     .cloned()
             {
@@ -390,14 +409,18 @@ mod tests {
         activity.closed().await;
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn at_the_limit_the_longest_idle_connection_makes_room() {
         let telemetry = Arc::new(Telemetry::new(crate::telemetry::BuildInfo::current()));
         let registry = Arc::new(Registry::new(2, telemetry));
         let oldest = registry.admit().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::advance(Duration::from_millis(5)).await;
         let busy = registry.admit().await;
         busy.activity().request_started();
+        // Too young to be closed for a newcomer.
+        assert!(registry.try_admit().is_none());
+        assert!(!oldest.activity().closing.load(Ordering::Acquire));
+        tokio::time::advance(EVICTION_GRACE).await;
         assert!(registry.try_admit().is_none());
         assert!(oldest.activity().closing.load(Ordering::Acquire));
         assert!(!busy.activity().closing.load(Ordering::Acquire));

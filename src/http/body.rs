@@ -6,7 +6,12 @@
 //! body grows past `--push.max-body-size`, decompressed (413); and all bodies in memory at
 //! once, as read and as decompressed, stay within one [`BodyBudget`]
 //! (`--push.max-buffered-size`): bytes are reserved before they are kept, so a push that would
-//! go beyond it is refused (503 with `Retry-After`) instead of growing the process.
+//! go beyond it is refused (503 with `Retry-After`) instead of growing the process. The last
+//! eighth of the budget is kept for small bodies (up to [`SMALL_BODY`]), so that a flood of
+//! large bodies does not refuse every push. A body whose size is known in advance (its
+//! `Content-Length`; for gzip, the size its trailer gives) is held whole from the start, so that
+//! many large bodies coming at once do not each take a part and all fail; one without grows
+//! its share as it comes.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -22,6 +27,10 @@ use crate::telemetry::{self, Telemetry};
 
 /// Decompressed bodies grow by at most this much at a time (one reservation per piece).
 const INFLATE_PIECE: usize = 64 * 1024;
+
+/// A body up to this size may use the whole budget; the bytes of a larger one only what the
+/// small bodies' reserve leaves.
+pub const SMALL_BODY: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
@@ -46,21 +55,49 @@ pub enum BodyError {
     Snappy(String),
 }
 
-/// The memory all push bodies may take at once.
+/// The memory all push bodies may take at once, and turns for parsing large ones.
 pub struct BodyBudget {
     limit: u64,
     used: AtomicU64,
+    /// KiB of bodies being parsed and stored; at most `--push.max-body-size` at once.
+    parsing: Arc<tokio::sync::Semaphore>,
+    parsing_kib: u32,
     telemetry: Arc<Telemetry>,
 }
 
 impl BodyBudget {
-    pub fn new(limit: u64, telemetry: Arc<Telemetry>) -> Arc<BodyBudget> {
+    /// What bodies larger than [`SMALL_BODY`] may take together: the budget less the eighth
+    /// kept for small ones.
+    pub fn large_share(limit: u64) -> u64 {
+        limit - limit / 8
+    }
+
+    /// `limit`: `--push.max-buffered-size`; `max_body`: `--push.max-body-size`, what may be
+    /// parsed at once.
+    pub fn new(limit: u64, max_body: u64, telemetry: Arc<Telemetry>) -> Arc<BodyBudget> {
         telemetry.set(telemetry::PUSH_BUFFERED_BYTES, &[], 0.0);
+        let parsing_kib = u32::try_from(max_body.div_ceil(1024)).unwrap_or(u32::MAX);
         Arc::new(BodyBudget {
             limit,
             used: AtomicU64::new(0),
+            parsing: Arc::new(tokio::sync::Semaphore::new(parsing_kib as usize)),
+            parsing_kib,
             telemetry,
         })
+    }
+
+    /// Waits until a body of `len` bytes may be parsed and stored: parsing takes many times a
+    /// body's size, so bodies larger than the inline ones are parsed and stored only while
+    /// those in turn add up to at most `--push.max-body-size`.
+    pub async fn parse_turn(&self, len: usize) -> tokio::sync::OwnedSemaphorePermit {
+        let kib = u32::try_from(len.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.parsing_kib);
+        self.parsing
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .expect("the semaphore is never closed")
     }
 
     /// An empty reservation, to grow as bytes come.
@@ -71,10 +108,16 @@ impl BodyBudget {
         }
     }
 
-    fn take(&self, bytes: u64) -> Result<(), BodyError> {
+    /// Takes `bytes` for a body that then holds `held` bytes.
+    fn take(&self, bytes: u64, held: u64) -> Result<(), BodyError> {
+        let limit = if held > SMALL_BODY {
+            Self::large_share(self.limit)
+        } else {
+            self.limit
+        };
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|total| *total <= self.limit)
+                used.checked_add(bytes).filter(|total| *total <= limit)
             })
             .map_err(|_| BodyError::Busy { limit: self.limit })?;
         self.report();
@@ -100,17 +143,23 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    fn grow(&mut self, bytes: usize) -> Result<(), BodyError> {
-        let bytes = bytes as u64;
-        self.budget.take(bytes)?;
-        self.bytes += bytes;
+    /// Holds at least `total` bytes for this body.
+    fn hold(&mut self, total: usize) -> Result<(), BodyError> {
+        let total = total as u64;
+        if total > self.bytes {
+            self.budget.take(total - self.bytes, total)?;
+            self.bytes = total;
+        }
         Ok(())
     }
 
-    fn shrink(&mut self, bytes: usize) {
-        let bytes = (bytes as u64).min(self.bytes);
-        self.budget.give_back(bytes);
-        self.bytes -= bytes;
+    /// Holds exactly `total` bytes for this body, giving back the rest.
+    fn hold_only(&mut self, total: usize) {
+        let total = total as u64;
+        if total < self.bytes {
+            self.budget.give_back(self.bytes - total);
+            self.bytes = total;
+        }
     }
 }
 
@@ -139,10 +188,12 @@ pub async fn read(
     if declared.is_some_and(|len| len > limit) {
         return Err(BodyError::TooLarge { limit });
     }
-    // Room for the declared length is asked of the allocator, not of the budget: pages are
-    // resident only once written, and a client that declares much and sends little must not
-    // hold the budget.
-    let mut buffer = BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
+    // The declared length is held from the start: a body too large for what is left is
+    // refused before it is read. (A client that declares much and sends little holds its share
+    // until its deadline; pages of the buffer are resident only once written.)
+    let declared = usize::try_from(declared.unwrap_or(0)).unwrap_or(usize::MAX);
+    reservation.hold(declared)?;
+    let mut buffer = BytesMut::with_capacity(declared);
     let mut body = body;
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -154,10 +205,11 @@ pub async fn read(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if (buffer.len() + data.len()) as u64 > limit {
+        let total = buffer.len() + data.len();
+        if total as u64 > limit {
             return Err(BodyError::TooLarge { limit });
         }
-        reservation.grow(data.len())?;
+        reservation.hold(total)?;
         buffer.extend_from_slice(&data);
     }
     Ok(buffer.freeze())
@@ -183,9 +235,17 @@ pub fn decode(
                 // Go's gzip reader fails to read a header from nothing with a bare EOF.
                 return Err(BodyError::Gzip("EOF".into()));
             }
+            // The trailer's size (of the last member, modulo 2^32) is held from the start.
+            let size_hint = raw
+                .len()
+                .checked_sub(4)
+                .map(|at| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]))
+                .map_or(0, |size| (size as u64).min(limit) as usize);
             inflate(
                 flate2::read::MultiGzDecoder::new(raw.as_ref()),
                 limit,
+                raw.len(),
+                size_hint,
                 reservation,
                 gzip_error,
             )?
@@ -193,22 +253,29 @@ pub fn decode(
         "snappy" => inflate(
             snap::read::FrameDecoder::new(raw.as_ref()),
             limit,
+            raw.len(),
+            0,
             reservation,
             |e| BodyError::Snappy(e.to_string()),
         )?,
         _ => return Ok(raw),
     };
-    reservation.shrink(raw.len());
+    reservation.hold_only(decoded.len());
     Ok(decoded)
 }
 
+/// Decompresses into a buffer held against `reservation`, besides the `held` compressed bytes:
+/// `size_hint` bytes from the start, more as they come.
 fn inflate(
     mut reader: impl Read,
     limit: u64,
+    held: usize,
+    size_hint: usize,
     reservation: &mut Reservation,
     error: impl Fn(std::io::Error) -> BodyError,
 ) -> Result<Bytes, BodyError> {
-    let mut out = Vec::new();
+    reservation.hold(held + size_hint)?;
+    let mut out = Vec::with_capacity(size_hint);
     let mut piece = vec![0u8; INFLATE_PIECE];
     loop {
         let n = match reader.read(&mut piece) {
@@ -220,7 +287,7 @@ fn inflate(
         if (out.len() + n) as u64 > limit {
             return Err(BodyError::TooLarge { limit });
         }
-        reservation.grow(n)?;
+        reservation.hold(held + out.len() + n)?;
         out.extend_from_slice(&piece[..n]);
     }
     Ok(out.into())
@@ -254,6 +321,7 @@ mod tests {
     fn budget(limit: u64) -> Arc<BodyBudget> {
         BodyBudget::new(
             limit,
+            1 << 20,
             Arc::new(Telemetry::new(crate::telemetry::BuildInfo::current())),
         )
     }
@@ -314,12 +382,42 @@ mod tests {
     }
 
     #[test]
+    fn small_bodies_keep_an_eighth_of_the_budget() {
+        let budget = budget(8 * SMALL_BODY);
+        let mut large = budget.reservation();
+        large.hold(7 * SMALL_BODY as usize).unwrap();
+        assert_eq!(
+            large.hold(7 * SMALL_BODY as usize + 1),
+            Err(BodyError::Busy {
+                limit: 8 * SMALL_BODY
+            })
+        );
+        let mut small = budget.reservation();
+        small.hold(SMALL_BODY as usize).unwrap();
+        assert!(small.hold(SMALL_BODY as usize + 1).is_err());
+    }
+
+    #[tokio::test]
+    async fn at_most_the_largest_body_is_parsed_at_once() {
+        // --push.max-body-size is 1 MiB here.
+        let budget = budget(u64::MAX);
+        let largest = budget.parse_turn(1 << 20).await;
+        let waiting = tokio::time::timeout(Duration::from_millis(20), budget.parse_turn(1));
+        assert!(waiting.await.is_err());
+        drop(largest);
+        let _half = budget.parse_turn(512 << 10).await;
+        let _other_half = budget.parse_turn(512 << 10).await;
+        let waiting = tokio::time::timeout(Duration::from_millis(20), budget.parse_turn(1));
+        assert!(waiting.await.is_err());
+    }
+
+    #[test]
     fn the_budget_holds_what_is_in_memory() {
         let budget = budget(100_000);
         let mut first = budget.reservation();
         let compressed = gzip(&[b'a'; 60_000]);
         // As read() holds them.
-        first.grow(compressed.len()).unwrap();
+        first.hold(compressed.len()).unwrap();
         let decoded = super::decode(compressed, &headers("gzip"), 1 << 20, &mut first).unwrap();
         assert_eq!(decoded.len(), 60_000);
         // The compressed bytes were given back; the decompressed ones are held.

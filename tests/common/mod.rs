@@ -236,6 +236,7 @@ pub fn decode_protobuf(mut body: &[u8]) -> Vec<MetricFamily> {
     }
     families
 }
+pub mod abuse;
 pub mod faults;
 pub mod process;
 pub mod tls;
