@@ -18,7 +18,7 @@ use crate::model::Timestamp;
 use crate::persist::{Durability, Outcome, Persistence};
 use crate::store::{Store, View};
 use crate::telemetry::{BuildInfo, Telemetry};
-use crate::web_config::{Acceptor, TlsPolicy, WebSecurity};
+use crate::web_config::{Acceptor, CertificateTrust, TlsPolicy, TrustError, WebSecurity};
 
 /// How long a graceful shutdown waits for requests in flight before it closes connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -50,6 +50,12 @@ pub enum StartError {
     Authz {
         path: String,
         source: crate::authz::AuthzError,
+    },
+    #[error("--web.authz-file {authz:?} does not fit --web.config.file {web:?}: {source}")]
+    CertificateTrust {
+        authz: String,
+        web: String,
+        source: TrustError,
     },
 }
 
@@ -91,14 +97,17 @@ impl Gateway {
         let build = BuildInfo::current();
         let telemetry = Arc::new(Telemetry::new(build.clone()));
         telemetry.set(crate::telemetry::TLS_FIPS_MODE, &[], 0.0);
+        let trust = Arc::new(CertificateTrust::default());
         let authz = if cli.authz_file.is_empty() {
             None
         } else {
             let path = std::path::Path::new(&cli.authz_file);
             let authz =
-                Authorizer::start(path, telemetry.clone()).map_err(|source| StartError::Authz {
-                    path: cli.authz_file.clone(),
-                    source,
+                Authorizer::start(path, trust.clone(), telemetry.clone()).map_err(|source| {
+                    StartError::Authz {
+                        path: cli.authz_file.clone(),
+                        source,
+                    }
                 })?;
             if cli.web_config_file.is_empty() {
                 tracing::warn!(
@@ -123,13 +132,21 @@ impl Gateway {
                 fips_strict: cli.tls_fips_strict,
                 ..TlsPolicy::default()
             };
-            let security = WebSecurity::start(path, policy, open_paths, telemetry.clone())
-                .map_err(|source| StartError::WebConfig {
-                    path: cli.web_config_file.clone(),
-                    source,
-                })?;
+            let security =
+                WebSecurity::start(path, policy, open_paths, trust.clone(), telemetry.clone())
+                    .map_err(|source| StartError::WebConfig {
+                        path: cli.web_config_file.clone(),
+                        source,
+                    })?;
             Some(security)
         };
+        trust
+            .check()
+            .map_err(|source| StartError::CertificateTrust {
+                authz: cli.authz_file.clone(),
+                web: cli.web_config_file.clone(),
+                source,
+            })?;
         let listeners = if cli.systemd_socket() {
             tracing::info!("Listening on systemd activated listeners instead of port listeners.");
             listen::systemd_listeners()?

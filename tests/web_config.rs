@@ -1033,6 +1033,7 @@ async fn handlers_see_who_sent_the_request() {
         Path::new(&path),
         Default::default(),
         Vec::new(),
+        Default::default(),
         telemetry.clone(),
     )
     .unwrap();

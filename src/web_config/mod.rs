@@ -21,6 +21,7 @@ mod file;
 mod guard;
 mod identity;
 mod tls;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub(crate) use file::unique_keys;
 pub use guard::guard;
 pub use identity::{CertificateIdentity, ClientCertificate, Identity};
 pub use tls::{TlsPolicy, TlsState, crypto_provider};
+pub use trust::{CertificateTrust, TrustError, Verification};
 
 use crate::reload::{FileReads, Loader, ReloadReport, Reloadable};
 use crate::telemetry::{self, Telemetry};
@@ -105,6 +107,14 @@ impl WebConfig {
         })
     }
 
+    /// What client certificates' names are worth under this version.
+    fn verification(&self) -> Verification {
+        self.tls.as_ref().map_or(
+            Verification::NotAsked("tls_server_config is not set"),
+            |t| t.verification,
+        )
+    }
+
     /// 1 when TLS is served in FIPS mode (a FIPS build, and rustls reports the configuration
     /// as FIPS), else 0.
     fn fips_gauge(&self) -> f64 {
@@ -155,6 +165,7 @@ fn check_headers(
 struct WebConfigLoader {
     path: PathBuf,
     policy: TlsPolicy,
+    trust: Arc<CertificateTrust>,
 }
 
 impl Loader for WebConfigLoader {
@@ -183,7 +194,7 @@ impl Loader for WebConfigLoader {
         if new.http2 != current.http2 {
             return Err(WebConfigError::FixedAtStartUp("http_server_config.http2"));
         }
-        Ok(())
+        Ok(self.trust.reload_web_config(new.verification())?)
     }
 
     fn in_service(&self, config: &WebConfig, telemetry: &Telemetry) {
@@ -210,19 +221,24 @@ pub struct WebSecurity {
 impl WebSecurity {
     /// Loads the file for start-up; any error refuses start-up. `open_paths` are served
     /// without authentication (and client certificates become optional in the handshake).
+    /// What the file does with client certificates is told to `trust` now, and every reload is
+    /// judged by it.
     pub fn start(
         path: &Path,
         mut policy: TlsPolicy,
         open_paths: Vec<String>,
+        trust: Arc<CertificateTrust>,
         telemetry: Arc<Telemetry>,
     ) -> Result<Arc<WebSecurity>, WebConfigError> {
         policy.certificate_optional_in_handshake = !open_paths.is_empty();
         let loader = WebConfigLoader {
             path: path.to_path_buf(),
             policy,
+            trust: trust.clone(),
         };
         let config = Reloadable::start(loader, telemetry.clone())?;
         let first = config.loaded();
+        trust.start_web_config(first.verification());
         Ok(Arc::new(WebSecurity {
             tls_enabled: first.tls.is_some(),
             http2: first.http2,
@@ -250,7 +266,7 @@ impl WebSecurity {
         config
             .tls
             .as_ref()
-            .map(|t| (t.server.clone(), t.verifies_clients))
+            .map(|t| (t.server.clone(), t.verification == Verification::Verified))
     }
 
     /// Looks at the files every [`crate::reload::CHECK_INTERVAL`] until the task is dropped,
