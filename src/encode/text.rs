@@ -4,7 +4,7 @@
 
 use crate::go::push_float;
 use crate::model::proto::{Metric, MetricType};
-use crate::model::{EscapingScheme, is_legacy_metric_name, label};
+use crate::model::{EscapingScheme, is_legacy_label_name, is_legacy_metric_name, label};
 
 /// `# HELP` (only when help is set) and `# TYPE` lines of a family.
 pub fn write_header(
@@ -130,7 +130,7 @@ fn write_series(
     for pair in &metric.label {
         out.push(separator);
         separator = b',';
-        write_name(out, pair.name(), escaping);
+        write_label_name(out, pair.name(), escaping);
         out.extend_from_slice(b"=\"");
         write_label_value(out, pair.value());
         out.push(b'"');
@@ -165,6 +165,20 @@ fn write_name(out: &mut Vec<u8>, name: &str, escaping: EscapingScheme) {
         out.push(b'"');
     } else {
         out.extend_from_slice(escaping.escape(name).as_bytes());
+    }
+}
+
+/// A label name: as it is when it is a legacy label name (`:` is allowed in metric names
+/// only), otherwise escaped per the scheme, or quoted when the scraper allows UTF-8.
+fn write_label_name(out: &mut Vec<u8>, name: &str, escaping: EscapingScheme) {
+    if is_legacy_label_name(name) {
+        out.extend_from_slice(name.as_bytes());
+    } else if escaping == EscapingScheme::AllowUtf8 {
+        out.push(b'"');
+        write_label_value(out, name);
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(escaping.escape_label(name).as_bytes());
     }
 }
 
@@ -334,6 +348,31 @@ mod tests {
                 EscapingScheme::AllowUtf8
             ),
             "{\"my.metric\",\"a.b\"=\"v\"} 0\n"
+        );
+        // A colon is fine in a metric name, not in a label name (found by fuzzing: the
+        // exposition did not parse).
+        let colon = || Metric {
+            label: labels(&[(":x", "v")]),
+            untyped: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(
+            render(
+                "a:b",
+                MetricType::Untyped,
+                colon(),
+                EscapingScheme::AllowUtf8
+            ),
+            "a:b{\":x\"=\"v\"} 0\n"
+        );
+        assert_eq!(
+            render(
+                "a:b",
+                MetricType::Untyped,
+                colon(),
+                EscapingScheme::Underscores
+            ),
+            "a:b{_x=\"v\"} 0\n"
         );
     }
 }
