@@ -255,6 +255,11 @@ impl Rule {
 }
 
 impl Policy {
+    /// Parses and checks an authorization file's content, as a load does.
+    pub fn parse(content: &str) -> Result<Policy, AuthzError> {
+        file::parse(content)
+    }
+
     /// The first rule that names requesters by their client certificate, in its identities or
     /// in the placeholders of its push patterns (which stand for the requester's own names).
     pub fn certificate_rule(&self) -> Option<&str> {

@@ -2,7 +2,7 @@
 //! each endpoint family has its own file, and every error answer is made in `error`.
 
 mod api;
-mod body;
+pub mod body;
 mod error;
 pub mod grouping;
 mod lifecycle;
@@ -217,7 +217,7 @@ pub(super) fn identity_of(request: &Request<Body>) -> Identity {
 
 /// Percent-decodes a request path strictly: a `%` must start a two-digit hex escape (Go's
 /// server refuses the request otherwise), and the result must be UTF-8. `+` stays a `+`.
-fn decode_path(raw: &str) -> Option<String> {
+pub fn decode_path(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut i = 0;
     while let Some(offset) = bytes[i..].iter().position(|&b| b == b'%') {

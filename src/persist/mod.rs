@@ -18,7 +18,7 @@
 //! `<file>.corrupt-<time>` and whatever could be read is used. A file in upstream's format
 //! (Go's gob encoding, see [`gob`]) is imported and kept as `<file>.upstream-backup`.
 
-mod codec;
+pub mod codec;
 mod fault;
 mod files;
 pub mod gob;

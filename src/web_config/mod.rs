@@ -56,21 +56,21 @@ pub struct WebConfig {
     warnings: Vec<String>,
 }
 
-impl WebConfig {
-    /// Reads and checks the file, in upstream's order: YAML and the names in it, headers, user
-    /// hashes, then TLS. Every file is read through `files`.
-    fn load(
-        path: &Path,
-        policy: TlsPolicy,
-        files: &mut FileReads,
-    ) -> Result<WebConfig, WebConfigError> {
-        let content = files
-            .read_to_string(path)
-            .map_err(|e| WebConfigError::Io(errors::open_error(path, &e)))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let file = WebConfigFile::parse(&content, dir)?;
-        let tls_file = file.tls_server_config.unwrap_or_default();
-        tls::check_names(&tls_file)?;
+/// What a file's text says, checked: everything but TLS, whose files are read apart.
+struct Text {
+    tls: file::TlsServerConfig,
+    users: Users,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    http2: bool,
+    rate_limit: Option<(Duration, u32)>,
+}
+
+impl Text {
+    /// In upstream's order: YAML and the names in it, headers, user hashes.
+    fn check(content: &str, dir: &Path) -> Result<Text, WebConfigError> {
+        let file = WebConfigFile::parse(content, dir)?;
+        let tls = file.tls_server_config.unwrap_or_default();
+        tls::check_names(&tls)?;
         let http = file.http_server_config.unwrap_or_default();
         let headers = check_headers(http.headers.as_ref())?;
         let users = Users::parse(&file.basic_auth_users.unwrap_or_default())?;
@@ -84,12 +84,40 @@ impl WebConfig {
             }
             None => None,
         };
-        let http2 = http.http2.unwrap_or(true);
+        Ok(Text {
+            tls,
+            users,
+            headers,
+            http2: http.http2.unwrap_or(true),
+            rate_limit,
+        })
+    }
+}
+
+impl WebConfig {
+    /// Checks a file's text as start-up does, without reading the files it names
+    /// (certificates, keys, CAs): what the fuzzer feeds.
+    pub fn check_text(content: &str) -> Result<(), WebConfigError> {
+        Text::check(content, Path::new(".")).map(drop)
+    }
+
+    /// Reads and checks the file, in upstream's order: its text, then TLS. Every file is read
+    /// through `files`.
+    fn load(
+        path: &Path,
+        policy: TlsPolicy,
+        files: &mut FileReads,
+    ) -> Result<WebConfig, WebConfigError> {
+        let content = files
+            .read_to_string(path)
+            .map_err(|e| WebConfigError::Io(errors::open_error(path, &e)))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let text = Text::check(&content, dir)?;
         let mut warnings = Vec::new();
-        let tls = if tls::is_enabled(&tls_file) {
+        let tls = if tls::is_enabled(&text.tls) {
             Some(tls::server_config(
-                &tls_file,
-                http2,
+                &text.tls,
+                text.http2,
                 policy,
                 files,
                 &mut warnings,
@@ -99,10 +127,10 @@ impl WebConfig {
         };
         Ok(WebConfig {
             tls,
-            users,
-            headers,
-            http2,
-            rate_limit,
+            users: text.users,
+            headers: text.headers,
+            http2: text.http2,
+            rate_limit: text.rate_limit,
             warnings,
         })
     }
