@@ -266,6 +266,7 @@ impl Gateway {
             self.state.store.clone(),
             self.state.telemetry.clone(),
         ));
+        crate::connections::raise_descriptor_limit(&self.limits);
         let connections = Connections::new(self.limits, self.state.telemetry.clone());
         let mut servers = tokio::task::JoinSet::new();
         for listener in self.listeners {

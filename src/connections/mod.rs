@@ -73,6 +73,43 @@ impl Default for Limits {
     }
 }
 
+/// Descriptors the process needs besides its connections (listeners, persistence files, the
+/// runtime's own).
+const DESCRIPTOR_HEADROOM: u64 = 64;
+
+/// Raises the soft limit on open files to the hard one, as Go's runtime does at start-up (so
+/// upstream has it too), and warns when it is still too low for `max_connections`.
+pub fn raise_descriptor_limit(limits: &Limits) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        limit.rlim_cur
+    };
+    let needed = limits.max_connections as u64 + DESCRIPTOR_HEADROOM;
+    if soft < needed {
+        tracing::warn!(
+            open_files_limit = soft,
+            max_connections = limits.max_connections,
+            "the open files limit is below --web.max-connections plus {DESCRIPTOR_HEADROOM}: connections beyond it are refused by the kernel; raise the limit (LimitNOFILE=, ulimit -n) or lower --web.max-connections"
+        );
+    }
+}
+
 /// Every connection of every listener.
 pub struct Connections {
     limits: Limits,
