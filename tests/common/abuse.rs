@@ -100,17 +100,7 @@ impl Probe {
                         .parse()
                         .expect("uri");
                     parts.headers.remove("host");
-                    let response = sender
-                        .send_request(Request::from_parts(parts, body))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let status = response.status().as_u16();
-                    response
-                        .into_body()
-                        .collect()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Ok(status)
+                    status_of(sender.send_request(Request::from_parts(parts, body)).await).await
                 } else {
                     http1(tls, request).await
                 }
@@ -216,10 +206,14 @@ where
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
+    status_of(sender.send_request(request).await).await
+}
+
+/// The status of an answer, once its body is read.
+async fn status_of(
+    response: hyper::Result<hyper::Response<hyper::body::Incoming>>,
+) -> Result<u16, String> {
+    let response = response.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     response
         .into_body()
@@ -267,8 +261,20 @@ impl Latencies {
 #[derive(Clone, Copy, Debug)]
 pub struct Usage {
     pub rss_bytes: u64,
-    pub fds: usize,
+    pub fds: u64,
     pub threads: u64,
+}
+
+/// The most of `what` over `samples` samples 50 ms apart, sampled in the background.
+pub fn most(pid: u32, samples: usize, what: fn(Usage) -> u64) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut most = 0;
+        for _ in 0..samples {
+            most = most.max(what(usage(pid)));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        most
+    })
 }
 
 pub fn usage(pid: u32) -> Usage {
@@ -285,7 +291,7 @@ pub fn usage(pid: u32) -> Usage {
         rss_bytes: field("VmRSS:") * 1024,
         fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
             .expect("fd directory")
-            .count(),
+            .count() as u64,
         threads: field("Threads:"),
     }
 }
