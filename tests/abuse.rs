@@ -633,10 +633,8 @@ async fn body_floods_stay_within_the_buffered_size() {
 async fn floods_of_dense_bodies_are_parsed_in_turn() {
     let _serial = serial().await;
     const CLIENTS: usize = 12;
-    let gateway = GatewayProcess::start(&[
-        "--push.max-body-size=1MiB",
-        "--push.max-buffered-size=8MiB",
-    ]);
+    let gateway =
+        GatewayProcess::start(&["--push.max-body-size=1MiB", "--push.max-buffered-size=8MiB"]);
     let addr = addr(&gateway);
     let pid = gateway.id();
     let baseline = usage(pid);
