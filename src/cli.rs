@@ -140,6 +140,11 @@ pub struct Cli {
     #[arg(long = "push.max-body-size", value_name = "SIZE", default_value = "64MiB", value_parser = parse_byte_size)]
     pub max_body_bytes: u64,
 
+    /// Total size of push bodies held in memory at once (as read, and decompressed); a push
+    /// that would go beyond it is refused with 503 and Retry-After. Ours.
+    #[arg(long = "push.max-buffered-size", value_name = "SIZE", default_value = "256MiB", value_parser = parse_byte_size)]
+    pub max_buffered_bytes: u64,
+
     /// Delete a group once its last successful push is older than this (Go duration; 0:
     /// never). A push's Pushgateway-Expire-After header overrides it for its group. Ours.
     #[arg(long = "push.expire-after", value_name = "DURATION", default_value = "0s", value_parser = go::parse_duration)]
@@ -257,6 +262,35 @@ pub struct Cli {
         default_value = ""
     )]
     pub nats_import_file: String,
+
+    /// Time a client has, from connecting or from the first byte of a request, to finish the
+    /// TLS handshake and the request's head (Go duration). Ours; upstream has no limit.
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub read_header_timeout: Duration,
+
+    /// Time a client has to send a request body once its head arrived; a slower body gets
+    /// 408 (Go duration). Ours.
+    #[arg(long = "web.read-body-timeout", value_name = "DURATION", default_value = "1m", value_parser = parse_timeout)]
+    pub read_body_timeout: Duration,
+
+    /// How long a connection may wait for its next request, or, with a request in flight,
+    /// neither read nor write a byte, before it is closed (Go duration). Ours.
+    #[arg(long = "web.idle-timeout", value_name = "DURATION", default_value = "2m", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
+
+    /// Most connections open at once over all listeners; at the limit the connection idle
+    /// longest is closed to make room for a new one. Ours.
+    #[arg(long = "web.max-connections", value_name = "COUNT", default_value = "4096", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Largest request head (request line and headers; on HTTP/2 the header list); larger
+    /// ones get 431. Ours.
+    #[arg(long = "web.max-header-size", value_name = "SIZE", default_value = "64KiB", value_parser = parse_header_size)]
+    pub max_header_bytes: u64,
+
+    /// Most HTTP/2 streams (requests) at once on one connection. Ours.
+    #[arg(long = "web.http2-max-concurrent-streams", value_name = "COUNT", default_value = "100", value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_concurrent_streams: u32,
 
     /// Leave out TLS key exchange groups with ML-KEM, whose FIPS validation is still pending
     /// in the AWS-LC module (post-quantum key exchange is then off). Ours; not an upstream flag.
@@ -411,6 +445,17 @@ impl Cli {
         }
     }
 
+    /// The bounds of every connection.
+    pub fn connection_limits(&self) -> crate::connections::Limits {
+        crate::connections::Limits {
+            read_header_timeout: self.read_header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections as usize,
+            max_header_bytes: usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX),
+            http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+        }
+    }
+
     pub fn name_validation(&self) -> NameValidation {
         if self.enable_utf8_names {
             NameValidation::Utf8
@@ -438,6 +483,10 @@ impl Cli {
             ("push.enable-utf8-names", self.enable_utf8_names.to_string()),
             ("push.expire-after", go::format_duration(self.expire_after)),
             ("push.max-body-size", self.max_body_bytes.to_string()),
+            (
+                "push.max-buffered-size",
+                self.max_buffered_bytes.to_string(),
+            ),
             ("push.max-groups", self.max_groups.to_string()),
             ("push.max-series", self.max_series.to_string()),
             (
@@ -466,7 +515,22 @@ impl Cli {
             ("web.enable-admin-api", self.enable_admin_api.to_string()),
             ("web.enable-lifecycle", self.enable_lifecycle.to_string()),
             ("web.external-url", self.external_url.raw.clone()),
+            (
+                "web.http2-max-concurrent-streams",
+                self.http2_max_concurrent_streams.to_string(),
+            ),
+            ("web.idle-timeout", go::format_duration(self.idle_timeout)),
             ("web.listen-address", self.listen_addresses.join(",")),
+            ("web.max-connections", self.max_connections.to_string()),
+            ("web.max-header-size", self.max_header_bytes.to_string()),
+            (
+                "web.read-body-timeout",
+                go::format_duration(self.read_body_timeout),
+            ),
+            (
+                "web.read-header-timeout",
+                go::format_duration(self.read_header_timeout),
+            ),
             ("web.route-prefix", self.route_prefix()),
             ("web.systemd-socket", self.systemd_socket().to_string()),
             ("web.telemetry-path", self.telemetry_path.clone()),
@@ -643,6 +707,27 @@ fn parse_byte_size(value: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// A timeout flag: a Go duration above zero (there is no "no timeout").
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    let duration = go::parse_duration(value)?;
+    if duration.is_zero() {
+        return Err(format!("invalid timeout {value:?}: must be above zero"));
+    }
+    Ok(duration)
+}
+
+/// `--web.max-header-size`: a size of at least 1KiB (no real request head is smaller), at
+/// most 16MiB (HTTP/2's header list size is a 32-bit number, and more is no head).
+fn parse_header_size(value: &str) -> Result<u64, String> {
+    let bytes = parse_byte_size(value)?;
+    if !(1 << 10..=16 << 20).contains(&bytes) {
+        return Err(format!(
+            "invalid size {value:?}: a request head limit must be between 1KiB and 16MiB"
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,6 +750,11 @@ mod tests {
         assert_eq!(cli.log_level, LogLevel::Info);
         assert_eq!(cli.log_format, LogFormat::Logfmt);
         assert_eq!(cli.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(
+            cli.connection_limits(),
+            crate::connections::Limits::default()
+        );
+        assert_eq!(cli.read_body_timeout, Duration::from_secs(60));
     }
 
     #[test]
@@ -817,6 +907,13 @@ mod tests {
             &["--log.format=JSON"],
             &["--push.max-body-size=12XB"],
             &["--push.max-body-size=0"],
+            &["--web.read-header-timeout=0s"],
+            &["--web.idle-timeout=-1s"],
+            &["--web.max-connections=0"],
+            &["--web.max-header-size=100"],
+            &["--web.max-header-size=1GiB"],
+            &["--web.http2-max-concurrent-streams=0"],
+            &["--push.max-buffered-size=0"],
             &["--web.external-url=http://a b"],
             &["--bogus"],
         ] {

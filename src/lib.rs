@@ -10,6 +10,7 @@
 pub mod authz;
 pub mod cli;
 pub mod cluster;
+pub mod connections;
 pub mod decode;
 pub mod encode;
 pub mod expiry;

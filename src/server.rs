@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::authz::Authorizer;
 use crate::cli::Cli;
 use crate::cluster::Cluster;
+use crate::connections::{Connections, Limits};
 use crate::encode::exposition::ExpositionCache;
 use crate::http::router::Router;
 use crate::http::{self, AppState, Options, PageSettings, StatusInfo};
@@ -18,7 +19,7 @@ use crate::model::Timestamp;
 use crate::persist::{Durability, Outcome, Persistence};
 use crate::store::{Store, View};
 use crate::telemetry::{BuildInfo, Telemetry};
-use crate::web_config::{Acceptor, TlsPolicy, WebSecurity};
+use crate::web_config::{Acceptor, CertificateTrust, TlsPolicy, TrustError, WebSecurity};
 
 /// How long a graceful shutdown waits for requests in flight before it closes connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -42,10 +43,24 @@ pub enum StartError {
         path: String,
         source: crate::web_config::WebConfigError,
     },
+    #[error(
+        "--push.max-buffered-size={buffered} cannot hold one push of --push.max-body-size={body} besides the eighth it keeps for small pushes: give at least {needed}"
+    )]
+    BufferedSize {
+        buffered: u64,
+        body: u64,
+        needed: u64,
+    },
     #[error("invalid --web.authz-file {path:?}: {source}")]
     Authz {
         path: String,
         source: crate::authz::AuthzError,
+    },
+    #[error("--web.authz-file {authz:?} does not fit --web.config.file {web:?}: {source}")]
+    CertificateTrust {
+        authz: String,
+        web: String,
+        source: TrustError,
     },
 }
 
@@ -66,6 +81,7 @@ pub struct Gateway {
     cluster: Option<Arc<Cluster>>,
     /// Whether the recovered state should be compacted into a snapshot right away.
     compact_now: bool,
+    limits: Limits,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -76,19 +92,29 @@ impl Gateway {
         if !telemetry_path.starts_with('/') {
             return Err(StartError::TelemetryPath(cli.telemetry_path.clone()));
         }
+        if http::BodyBudget::large_share(cli.max_buffered_bytes) < cli.max_body_bytes {
+            return Err(StartError::BufferedSize {
+                buffered: cli.max_buffered_bytes,
+                body: cli.max_body_bytes,
+                needed: cli.max_body_bytes.div_ceil(7) * 8,
+            });
+        }
         let started = Timestamp::now();
         crate::fips::check_module()?;
         let build = BuildInfo::current();
         let telemetry = Arc::new(Telemetry::new(build.clone()));
         telemetry.set(crate::telemetry::TLS_FIPS_MODE, &[], 0.0);
+        let trust = Arc::new(CertificateTrust::default());
         let authz = if cli.authz_file.is_empty() {
             None
         } else {
             let path = std::path::Path::new(&cli.authz_file);
             let authz =
-                Authorizer::start(path, telemetry.clone()).map_err(|source| StartError::Authz {
-                    path: cli.authz_file.clone(),
-                    source,
+                Authorizer::start(path, trust.clone(), telemetry.clone()).map_err(|source| {
+                    StartError::Authz {
+                        path: cli.authz_file.clone(),
+                        source,
+                    }
                 })?;
             if cli.web_config_file.is_empty() {
                 tracing::warn!(
@@ -113,13 +139,21 @@ impl Gateway {
                 fips_strict: cli.tls_fips_strict,
                 ..TlsPolicy::default()
             };
-            let security = WebSecurity::start(path, policy, open_paths, telemetry.clone())
-                .map_err(|source| StartError::WebConfig {
-                    path: cli.web_config_file.clone(),
-                    source,
-                })?;
+            let security =
+                WebSecurity::start(path, policy, open_paths, trust.clone(), telemetry.clone())
+                    .map_err(|source| StartError::WebConfig {
+                        path: cli.web_config_file.clone(),
+                        source,
+                    })?;
             Some(security)
         };
+        trust
+            .check()
+            .map_err(|source| StartError::CertificateTrust {
+                authz: cli.authz_file.clone(),
+                web: cli.web_config_file.clone(),
+                source,
+            })?;
         let listeners = if cli.systemd_socket() {
             tracing::info!("Listening on systemd activated listeners instead of port listeners.");
             listen::systemd_listeners()?
@@ -164,6 +198,11 @@ impl Gateway {
             )
         };
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+        let body_budget = http::BodyBudget::new(
+            cli.max_buffered_bytes,
+            cli.max_body_bytes,
+            telemetry.clone(),
+        );
         let state = Arc::new(AppState {
             authz,
             store: Arc::new(store),
@@ -174,8 +213,10 @@ impl Gateway {
             options: Options {
                 validation: cli.name_validation(),
                 max_body_bytes: cli.max_body_bytes,
+                read_body_timeout: cli.read_body_timeout,
                 enable_lifecycle: cli.enable_lifecycle,
             },
+            body_budget,
             shutdown: shutdown_sender,
             status: StatusInfo {
                 build_information: build.status_entries(),
@@ -195,6 +236,7 @@ impl Gateway {
             persistence,
             cluster,
             compact_now,
+            limits: cli.connection_limits(),
             shutdown,
         })
     }
@@ -219,8 +261,7 @@ impl Gateway {
     /// Serves until `stop` completes or `/-/quit` is called, then shuts down gracefully:
     /// listeners close, requests in flight finish (up to a grace period).
     pub async fn serve(self, stop: impl Future<Output = ()>) -> Result<(), ServeError> {
-        let service = http::service(self.state.clone(), self.security.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::service(self.state.clone(), self.security.clone());
         let acceptor = Acceptor::new(self.security.clone(), self.state.telemetry.clone());
         let tls = self.tls();
         let http2 = tls && self.security.as_ref().is_some_and(|s| s.http2());
@@ -240,26 +281,19 @@ impl Gateway {
             self.state.store.clone(),
             self.state.telemetry.clone(),
         ));
+        crate::connections::raise_descriptor_limit(&self.limits);
+        let connections = Connections::new(self.limits, self.state.telemetry.clone());
         let mut servers = tokio::task::JoinSet::new();
-        let mut handles = Vec::new();
         for listener in self.listeners {
             let address = listener
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
             tracing::info!(address = %address, tls, http2, "Listening on");
-            let handle = axum_server::Handle::new();
-            handles.push(handle.clone());
-            let service = service.clone();
-            let acceptor = acceptor.clone();
+            let serving = connections
+                .clone()
+                .serve(listener, acceptor.clone(), app.clone());
             servers.spawn(async move {
-                let server = axum_server::from_tcp(listener)
-                    .map_err(|source| ServeError { address, source })?
-                    .acceptor(acceptor)
-                    .handle(handle);
-                // As Go's server: HTTP/2 only over TLS, where ALPN negotiates it.
-                let server = if http2 { server } else { server.http1_only() };
-                server
-                    .serve(service)
+                serving
                     .await
                     .map_err(|source| ServeError { address, source })
             });
@@ -270,9 +304,7 @@ impl Gateway {
             _ = quit.wait_for(|quit| *quit) => None,
             Some(result) = servers.join_next() => result.ok().and_then(Result::err),
         };
-        for handle in &handles {
-            handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
-        }
+        connections.shutdown(SHUTDOWN_GRACE).await;
         while let Some(result) = servers.join_next().await {
             if let Ok(Err(err)) = result {
                 tracing::error!(err = %err, "HTTP server failed while stopping");

@@ -692,3 +692,191 @@ fn a_broken_file_refuses_start_up() {
         Err(StartError::Authz { .. })
     ));
 }
+
+/// The web configuration with a client certificate policy (the CA is given either way).
+fn web_with_client_auth(client_auth_type: &str) -> String {
+    format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: {client_auth_type}\n  client_ca_file: ca.crt\n"
+    )
+}
+
+#[test]
+fn certificate_rules_need_a_web_config_that_verifies_certificates() {
+    let setup = Setup::new();
+    let certificate_rules = setup.write("authz.yml", &pusher_rules("batch"));
+    let start = |web: Option<&str>, authz: &str| {
+        let mut flags = vec![format!("--web.authz-file={authz}")];
+        if let Some(web) = web {
+            flags.push(format!("--web.config.file={}", setup.write("web.yml", web)));
+        }
+        new_gateway(&flags.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let tls_only = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+    for (web, reason) in [
+        (
+            None,
+            "no client certificate is asked for (there is no --web.config.file)",
+        ),
+        (
+            Some(web_with_client_auth("RequestClientCert")),
+            "client_auth_type RequestClientCert takes client certificates without verifying them",
+        ),
+        (
+            Some(web_with_client_auth("RequireAnyClientCert")),
+            "client_auth_type RequireAnyClientCert takes client certificates without verifying them",
+        ),
+        (
+            Some(tls_only.to_string()),
+            "no client certificate is asked for (client_auth_type is NoClientCert)",
+        ),
+    ] {
+        match start(web.as_deref(), &certificate_rules) {
+            Err(err @ StartError::CertificateTrust { .. }) => {
+                let err = err.to_string();
+                assert!(
+                    err.contains("rule \"pusher\" of the authorization file names requesters by their client certificate")
+                        && err.contains(reason)
+                        && err.contains("RequireAndVerifyClientCert"),
+                    "{err}"
+                );
+            }
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("{web:?}: started"),
+        }
+    }
+    // Verified certificates, or rules that name users only, are fine.
+    assert!(
+        start(
+            Some(&web_with_client_auth("VerifyClientCertIfGiven")),
+            &certificate_rules
+        )
+        .is_ok()
+    );
+    let users = setup.write(
+        "users.yml",
+        "rules: [{name: prometheus, identities: {user: [prom]}, scrape: true}]\n",
+    );
+    assert!(start(Some(&web_with_client_auth("RequestClientCert")), &users).is_ok());
+}
+
+/// The number in `series` of a scrape by `client`, once it is `expected` (the change the test
+/// made is noticed by the very next request, so this is quick).
+async fn wait_for_series(
+    gateway: &TestGateway,
+    client: &Arc<rustls::ClientConfig>,
+    series: &str,
+    expected: f64,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let scraped = call(gateway, client, "GET", "/metrics", &[], "").await.1;
+        if series_value(&scraped, series) == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never became {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn reloads_that_would_leave_certificate_rules_matching_nobody_are_refused() {
+    let setup = Setup::new();
+    let gateway = setup.start(MTLS, &pusher_rules("batch"), &[]).await;
+    let pusher = setup.pusher();
+    let stranger = setup.client_as(Some(&common::tls::self_signed_client("stranger")));
+    assert_eq!(
+        call(&gateway, &pusher, "PUT", "/metrics/job/batch", &[], BODY)
+            .await
+            .0,
+        200
+    );
+
+    // A web configuration that would take any certificate: refused, the verifying one stays
+    // (a self-made certificate still fails the handshake).
+    setup.write("web.yml", &web_with_client_auth("RequestClientCert"));
+    wait_for_series(
+        &gateway,
+        &pusher,
+        "pushgateway_web_config_reloads_total{result=\"failure\"}",
+        1.0,
+    )
+    .await;
+    let result = https(gateway.addr, stranger.clone(), "GET", "/-/healthy", &[], "").await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(
+        call(&gateway, &pusher, "PUT", "/metrics/job/batch", &[], BODY)
+            .await
+            .0,
+        200
+    );
+
+    // Once the rules no longer name certificates, the same web configuration is taken...
+    let anyone_scrapes = "rules: [{name: anyone, identities: {anyone: true}, scrape: true}]\n";
+    setup.write("authz.yml", anyone_scrapes);
+    wait_for_series(
+        &gateway,
+        &pusher,
+        "pushgateway_authz_reloads_total{result=\"success\"}",
+        1.0,
+    )
+    .await;
+    setup.write("web.yml", &web_with_client_auth("RequestClientCert"));
+    wait_for_series(
+        &gateway,
+        &stranger,
+        "pushgateway_web_config_reloads_total{result=\"success\"}",
+        1.0,
+    )
+    .await;
+    // ...and rules that name certificates are refused while it is in service.
+    setup.write("authz.yml", &pusher_rules("batch"));
+    wait_for_series(
+        &gateway,
+        &stranger,
+        "pushgateway_authz_reloads_total{result=\"failure\"}",
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        call(&gateway, &pusher, "PUT", "/metrics/job/batch", &[], BODY)
+            .await
+            .0,
+        403
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn exact_labels_confine_a_pusher_to_its_grouping_labels() {
+    let setup = Setup::new();
+    let rules = "rules:
+  - name: pusher
+    identities: {dns_san: [pusher.example.com]}
+    push:
+      - job: batch
+        labels: {instance: '{dns_san}'}
+        exact_labels: true
+    scrape: true
+";
+    let gateway = setup.start(MTLS, rules, &[]).await;
+    let pusher = setup.pusher();
+    let own = "/metrics/job/batch/instance/pusher.example.com";
+    assert_eq!(call(&gateway, &pusher, "PUT", own, &[], BODY).await.0, 200);
+    let (status, body) = call(
+        &gateway,
+        &pusher,
+        "PUT",
+        &format!("{own}/shard/7"),
+        &[],
+        BODY,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("shard=\"7\""), "{body}");
+    let scraped = call(&gateway, &pusher, "GET", "/metrics", &[], "").await.1;
+    assert!(!scraped.contains("shard="), "{scraped}");
+    gateway.stop().await;
+}

@@ -208,11 +208,13 @@ fn team_per_job_authorization_example_with_curl() {
         ),
         "200"
     );
-    // Another team's job, another host's instance, and no instance at all.
+    // Another team's job, another host's instance, no instance at all, and a label beyond
+    // those the rule names (`exact_labels`).
     for target in [
         format!("{url}/metrics/job/team-b-backup/instance/team-a.pushers.example"),
         format!("{url}/metrics/job/team-a-backup/instance/team-b.pushers.example"),
         format!("{url}/metrics/job/team-a-backup"),
+        format!("{url}/metrics/job/team-a-backup/instance/team-a.pushers.example/shard/1"),
     ] {
         assert_eq!(push("team-a", &target), "403", "{target}");
     }

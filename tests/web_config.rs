@@ -967,6 +967,7 @@ async fn a_new_client_ca_counts_for_the_very_next_handshake() {
 #[tokio::test]
 async fn handlers_see_who_sent_the_request() {
     use axum::extract::Extension;
+    use pushgateway::connections::{Connections, Limits};
     use pushgateway::telemetry::{BuildInfo, Telemetry};
     use pushgateway::web_config::{Acceptor, Identity, WebSecurity, guard};
     use std::sync::Arc;
@@ -993,6 +994,7 @@ async fn handlers_see_who_sent_the_request() {
         Path::new(&path),
         Default::default(),
         Vec::new(),
+        Default::default(),
         telemetry.clone(),
     )
     .unwrap();
@@ -1004,10 +1006,12 @@ async fn handlers_see_who_sent_the_request() {
         ));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = axum_server::from_tcp(listener)
-        .unwrap()
-        .acceptor(Acceptor::new(Some(security), telemetry));
-    let task = tokio::spawn(server.serve(app.into_make_service()));
+    let connections = Connections::new(Limits::default(), telemetry.clone());
+    let task = tokio::spawn(connections.clone().serve(
+        listener,
+        Acceptor::new(Some(security), telemetry),
+        app,
+    ));
 
     let pusher = setup.ca.client(
         "team-a",

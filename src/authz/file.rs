@@ -79,6 +79,9 @@ struct PushGrantFile {
     job: String,
     #[serde(default, deserialize_with = "crate::web_config::unique_keys")]
     labels: Option<BTreeMap<String, String>>,
+    /// The group may have no label besides `job` and those in `labels`.
+    #[serde(default)]
+    exact_labels: bool,
 }
 
 /// Parses and checks the file's content. An empty file is valid and allows nothing.
@@ -154,7 +157,11 @@ fn compile_rule(rule: RuleFile) -> Result<Rule, AuthzError> {
                 Pattern::parse(value).map_err(|e| fail(format!("push.labels.{name}: {e}")))?;
             labels.push((name.clone(), pattern));
         }
-        push.push(PushGrant { job, labels });
+        push.push(PushGrant {
+            job,
+            labels,
+            exact: grant.exact_labels,
+        });
     }
     if push.is_empty() && !rule.scrape && !rule.read && !rule.admin {
         return Err(fail(

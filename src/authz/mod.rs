@@ -20,7 +20,7 @@ use crate::model::GroupingKey;
 use crate::reload::{FileReads, Loader, ReloadReport, Reloadable};
 use crate::store::{Holder, Quota, QuotaLimit};
 use crate::telemetry::{self, Telemetry};
-use crate::web_config::Identity;
+use crate::web_config::{CertificateTrust, Identity, TrustError};
 use pattern::Pattern;
 
 /// The kinds of names a requester can be known by.
@@ -55,6 +55,11 @@ impl Kind {
             Kind::CommonName => "common_name",
             Kind::User => "user",
         }
+    }
+
+    /// Whether names of this kind come from a client certificate.
+    fn is_certificate(self) -> bool {
+        self != Kind::User
     }
 
     fn from_placeholder(name: &str) -> Option<Kind> {
@@ -112,6 +117,8 @@ pub enum AuthzError {
         "unauthenticated_health_checks cannot change while the gateway runs; restart it to apply the change"
     )]
     FixedAtStartUp,
+    #[error(transparent)]
+    Trust(#[from] TrustError),
 }
 
 /// One checked version of the file.
@@ -141,11 +148,13 @@ struct RuleQuota {
 }
 
 /// Push and delete for grouping keys whose job matches `job` and which have every label in
-/// `labels` with a matching value. Labels not named are free.
+/// `labels` with a matching value. Labels not named are free, unless `exact`: then the key has
+/// no label besides `job` and those named.
 #[derive(Debug)]
 struct PushGrant {
     job: Pattern,
     labels: Vec<(String, Pattern)>,
+    exact: bool,
 }
 
 /// A requester's names, taken from what was verified: the client certificate only when the
@@ -235,6 +244,8 @@ impl Rule {
                         key.get(name)
                             .is_some_and(|value| pattern.matches(value, &own))
                     })
+                    // The key's labels are `job` and (all distinct) names among those above.
+                    && (!grant.exact || key.len() == grant.labels.len() + 1)
             }),
             Access::Scrape => self.scrape,
             Access::Read => self.read,
@@ -244,6 +255,28 @@ impl Rule {
 }
 
 impl Policy {
+    /// Parses and checks an authorization file's content, as a load does.
+    pub fn parse(content: &str) -> Result<Policy, AuthzError> {
+        file::parse(content)
+    }
+
+    /// The first rule that names requesters by their client certificate, in its identities or
+    /// in the placeholders of its push patterns (which stand for the requester's own names).
+    pub fn certificate_rule(&self) -> Option<&str> {
+        self.rules
+            .iter()
+            .find(|rule| {
+                rule.identities
+                    .iter()
+                    .any(|(kind, _)| kind.is_certificate())
+                    || rule.push.iter().any(|grant| {
+                        grant.job.uses_certificate()
+                            || grant.labels.iter().any(|(_, p)| p.uses_certificate())
+                    })
+            })
+            .map(|rule| rule.name.as_str())
+    }
+
     /// What a requester may hold when it pushes to `key`: of the rules that name it and grant
     /// this push, the smallest limit of each kind.
     pub fn quota(&self, requester: &Requester, key: &GroupingKey) -> Quota {
@@ -304,6 +337,7 @@ impl Policy {
 /// How the file is loaded while the gateway runs.
 struct PolicyLoader {
     path: PathBuf,
+    trust: Arc<CertificateTrust>,
 }
 
 impl Loader for PolicyLoader {
@@ -335,7 +369,7 @@ impl Loader for PolicyLoader {
         if new.unauthenticated_health_checks != current.unauthenticated_health_checks {
             return Err(AuthzError::FixedAtStartUp);
         }
-        Ok(())
+        Ok(self.trust.reload_rules(new.certificate_rule())?)
     }
 }
 
@@ -347,12 +381,19 @@ pub struct Authorizer {
 }
 
 impl Authorizer {
-    /// Loads the file for start-up; any error refuses start-up.
-    pub fn start(path: &Path, telemetry: Arc<Telemetry>) -> Result<Arc<Authorizer>, AuthzError> {
+    /// Loads the file for start-up; any error refuses start-up. Which rule names requesters by
+    /// certificate is told to `trust` now, and every reload is judged by it.
+    pub fn start(
+        path: &Path,
+        trust: Arc<CertificateTrust>,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Arc<Authorizer>, AuthzError> {
         let loader = PolicyLoader {
             path: path.to_path_buf(),
+            trust: trust.clone(),
         };
         let policy = Reloadable::start(loader, telemetry.clone())?;
+        trust.start_rules(policy.loaded().certificate_rule());
         Ok(Arc::new(Authorizer {
             unauthenticated_health_checks: policy.loaded().unauthenticated_health_checks,
             policy,
@@ -480,6 +521,59 @@ rules:
             policy.decide(&host, Access::Scrape).unwrap_err().action,
             "scrape"
         );
+    }
+
+    #[test]
+    fn exact_labels_forbid_further_labels() {
+        let policy = file::parse(
+            r#"
+rules:
+  - name: confined
+    identities: {user: [pusher]}
+    push:
+      - job: "batch"
+        labels: {instance: "*"}
+        exact_labels: true
+  - name: loose
+    identities: {user: [loose]}
+    push:
+      - job: "batch"
+        labels: {instance: "*"}
+"#,
+        )
+        .unwrap();
+        let confined = requester(None, &[], Some("pusher"), true);
+        let loose = requester(None, &[], Some("loose"), true);
+        let exact = key(&[("job", "batch"), ("instance", "a")]);
+        let extra = key(&[("job", "batch"), ("instance", "a"), ("team", "x")]);
+        let missing = key(&[("job", "batch")]);
+        assert_eq!(policy.decide(&confined, Access::Push(&exact)), Ok(()));
+        assert_eq!(policy.decide(&confined, Access::Delete(&exact)), Ok(()));
+        let denial = policy.decide(&confined, Access::Push(&extra)).unwrap_err();
+        assert_eq!(
+            denial.reason,
+            "the rules for this requester (\"confined\") do not grant a push grant matching this group"
+        );
+        assert!(policy.decide(&confined, Access::Push(&missing)).is_err());
+        assert_eq!(policy.decide(&loose, Access::Push(&extra)), Ok(()));
+    }
+
+    #[test]
+    fn rules_that_name_certificates_are_found() {
+        assert_eq!(
+            file::parse(POLICY).unwrap().certificate_rule(),
+            Some("team-a")
+        );
+        let users_only = "rules: [{name: p, identities: {user: [prom]}, scrape: true}]";
+        assert_eq!(file::parse(users_only).unwrap().certificate_rule(), None);
+        // A user's rule whose push pattern stands for a certificate name.
+        let placeholder = "rules: [{name: p, identities: {user: [u]}, push: [{job: x, labels: {instance: '{dns_san}'}}]}]";
+        assert_eq!(
+            file::parse(placeholder).unwrap().certificate_rule(),
+            Some("p")
+        );
+        let own_user = "rules: [{name: p, identities: {user: [u]}, push: [{job: '{user}'}]}]";
+        assert_eq!(file::parse(own_user).unwrap().certificate_rule(), None);
     }
 
     #[test]

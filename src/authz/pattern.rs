@@ -35,6 +35,13 @@ pub enum PatternError {
 }
 
 impl Pattern {
+    /// Whether the pattern has a placeholder for a name from a client certificate.
+    pub fn uses_certificate(&self) -> bool {
+        self.tokens
+            .iter()
+            .any(|t| matches!(t, Token::Own(kind) if kind.is_certificate()))
+    }
+
     pub fn parse(source: &str) -> Result<Pattern, PatternError> {
         let mut tokens = Vec::new();
         let mut chars = source.chars();

@@ -44,7 +44,7 @@ pub fn encode_metrics<'a>(
         if needs_escaping {
             let mut escaped = metric.clone();
             for pair in &mut escaped.label {
-                *pair = LabelPair::new(escaping.escape(pair.name()), pair.value());
+                *pair = LabelPair::new(escaping.escape_label(pair.name()), pair.value());
             }
             prost::encoding::message::encode(METRIC_FAMILY_METRIC_TAG, &escaped, out);
         } else {

@@ -4,7 +4,7 @@
 
 use crate::go::push_float;
 use crate::model::proto::{Metric, MetricType};
-use crate::model::{EscapingScheme, is_legacy_metric_name, label};
+use crate::model::{EscapingScheme, is_legacy_label_name, is_legacy_metric_name, label};
 
 /// `# HELP` (only when help is set) and `# TYPE` lines of a family.
 pub fn write_header(
@@ -16,7 +16,7 @@ pub fn write_header(
 ) {
     if let Some(help) = help {
         out.extend_from_slice(b"# HELP ");
-        write_name(out, name, escaping);
+        write_name(out, name, escaping, false);
         out.push(b' ');
         for b in help.bytes() {
             match b {
@@ -28,7 +28,7 @@ pub fn write_header(
         out.push(b'\n');
     }
     out.extend_from_slice(b"# TYPE ");
-    write_name(out, name, escaping);
+    write_name(out, name, escaping, false);
     out.push(b' ');
     out.extend_from_slice(kind.text_name().as_bytes());
     out.push(b'\n');
@@ -120,7 +120,7 @@ fn write_series(
         out.push(separator);
         separator = b',';
     }
-    write_name(out, name, escaping);
+    write_name(out, name, escaping, false);
     if metric.label.is_empty() && extra.is_none() {
         if quoted_name {
             out.push(b'}');
@@ -130,7 +130,7 @@ fn write_series(
     for pair in &metric.label {
         out.push(separator);
         separator = b',';
-        write_name(out, pair.name(), escaping);
+        write_name(out, pair.name(), escaping, true);
         out.extend_from_slice(b"=\"");
         write_label_value(out, pair.value());
         out.push(b'"');
@@ -154,15 +154,23 @@ fn push_label_float(out: &mut Vec<u8>, value: f64) {
     }
 }
 
-/// A metric or label name: as it is when legacy-valid, otherwise escaped per the scheme, or
-/// quoted when the scraper allows UTF-8.
-fn write_name(out: &mut Vec<u8>, name: &str, escaping: EscapingScheme) {
-    if is_legacy_metric_name(name) {
+/// A metric name, or a label name (`label`): as it is when legacy-valid (`:` is allowed in
+/// metric names only), otherwise escaped per the scheme, or quoted when the scraper allows
+/// UTF-8.
+fn write_name(out: &mut Vec<u8>, name: &str, escaping: EscapingScheme, label: bool) {
+    let legacy = if label {
+        is_legacy_label_name(name)
+    } else {
+        is_legacy_metric_name(name)
+    };
+    if legacy {
         out.extend_from_slice(name.as_bytes());
     } else if escaping == EscapingScheme::AllowUtf8 {
         out.push(b'"');
         write_label_value(out, name);
         out.push(b'"');
+    } else if label {
+        out.extend_from_slice(escaping.escape_label(name).as_bytes());
     } else {
         out.extend_from_slice(escaping.escape(name).as_bytes());
     }
@@ -334,6 +342,31 @@ mod tests {
                 EscapingScheme::AllowUtf8
             ),
             "{\"my.metric\",\"a.b\"=\"v\"} 0\n"
+        );
+        // A colon is fine in a metric name, not in a label name (found by fuzzing: the
+        // exposition did not parse).
+        let colon = || Metric {
+            label: labels(&[(":x", "v")]),
+            untyped: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(
+            render(
+                "a:b",
+                MetricType::Untyped,
+                colon(),
+                EscapingScheme::AllowUtf8
+            ),
+            "a:b{\":x\"=\"v\"} 0\n"
+        );
+        assert_eq!(
+            render(
+                "a:b",
+                MetricType::Untyped,
+                colon(),
+                EscapingScheme::Underscores
+            ),
+            "a:b{_x=\"v\"} 0\n"
         );
     }
 }

@@ -72,6 +72,8 @@ impl HttpError {
             HttpError::Body(BodyError::TooLarge { .. }) | HttpError::TooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            HttpError::Body(BodyError::Timeout(_)) => StatusCode::REQUEST_TIMEOUT,
+            HttpError::Body(BodyError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Scrape(_) => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::NotKept(_) | HttpError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             // 413: the push alone exceeds the per-group limit, no state of the store could take
@@ -105,7 +107,12 @@ impl IntoResponse for HttpError {
             HttpError::MethodNotAllowed { allow } => HeaderValue::from_str(allow).ok(),
             _ => None,
         };
-        let retry = matches!(self, HttpError::NotKept(_));
+        let retry = matches!(
+            self,
+            HttpError::NotKept(_) | HttpError::Body(BodyError::Busy { .. })
+        );
+        // The rest of a body that did not come in time is not waited for.
+        let close = matches!(self, HttpError::Body(BodyError::Timeout(_)));
         let mut response = text_response(status, format!("{self}\n"));
         response.headers_mut().insert(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -114,8 +121,14 @@ impl IntoResponse for HttpError {
         if let Some(allow) = allow {
             response.headers_mut().insert(header::ALLOW, allow);
         }
+        if close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if retry {
-            // The store tries to keep changes again every second.
+            // The store tries to keep changes again every second; bodies in memory are parsed
+            // within moments.
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -2,7 +2,7 @@
 //! each endpoint family has its own file, and every error answer is made in `error`.
 
 mod api;
-mod body;
+pub mod body;
 mod error;
 pub mod grouping;
 mod lifecycle;
@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, Request, StatusCode, header};
 
 pub use api::StatusInfo;
+pub use body::BodyBudget;
 pub use error::HttpError;
 pub use ui::PageSettings;
 
@@ -38,6 +39,8 @@ use router::{Endpoint, Router, Routing};
 pub struct Options {
     pub validation: NameValidation,
     pub max_body_bytes: u64,
+    /// How long a push body may take to arrive (`--web.read-body-timeout`).
+    pub read_body_timeout: std::time::Duration,
     pub enable_lifecycle: bool,
 }
 
@@ -52,6 +55,8 @@ pub struct AppState {
     /// The gateway's own families, sorted by name.
     pub own_families: Vec<OwnFamily>,
     pub options: Options,
+    /// What all push bodies in memory at once may take (`--push.max-buffered-size`).
+    pub body_budget: Arc<BodyBudget>,
     /// Set to `true` to shut the gateway down gracefully (by `/-/quit`).
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub status: StatusInfo,
@@ -212,7 +217,7 @@ pub(super) fn identity_of(request: &Request<Body>) -> Identity {
 
 /// Percent-decodes a request path strictly: a `%` must start a two-digit hex escape (Go's
 /// server refuses the request otherwise), and the result must be UTF-8. `+` stays a `+`.
-fn decode_path(raw: &str) -> Option<String> {
+pub fn decode_path(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut i = 0;
     while let Some(offset) = bytes[i..].iter().position(|&b| b == b'%') {

@@ -18,11 +18,12 @@ use crate::decode::protobuf::parse_delimited;
 use crate::decode::text::parse_text;
 use crate::model::proto::MetricFamily;
 use crate::model::{NameValidation, Timestamp};
-use crate::store::{PreparedPush, Push, PushMode, StoreError};
+use crate::store::{Push, PushMode, StoreError};
 use crate::web_config::Identity;
 
 /// Bodies above this size are decoded and stored on a blocking thread, so that one large push
-/// does not hold up the executor that serves everybody else.
+/// does not hold up the executor that serves everybody else. Compressed bodies always are: a
+/// small one may expand to `--push.max-body-size`.
 const INLINE_BODY_BYTES: usize = 256 * 1024;
 
 /// The request header that sets a group's expiry (ours; clients add it as any header).
@@ -81,36 +82,85 @@ async fn store_push(
         PushMode::Merge
     };
     let (parts, body) = request.into_parts();
-    let raw = body::read(body, &parts.headers, state.options.max_body_bytes).await?;
+    let mut reservation = state.body_budget.reservation();
+    let raw = body::read(
+        body,
+        &parts.headers,
+        state.options.max_body_bytes,
+        state.options.read_body_timeout,
+        &mut reservation,
+    )
+    .await
+    .inspect_err(|err| refused_body(state, err))?;
     let time = Timestamp::now();
-    let raw_len = raw.len();
-    let decode = {
-        let state = state.clone();
-        let key = key.clone();
-        move || -> Result<PreparedPush, HttpError> {
-            let decoded = body::decode(raw, &parts.headers, state.options.max_body_bytes)?;
-            let families = parse_body(&decoded, &parts.headers, state.options.validation)
-                .inspect_err(|err| tracing::debug!(source = %Source(remote), err = %err, "failed to parse push body"))?;
-            Ok(state.store.prepare(Push {
-                key,
-                families,
-                mode,
-                time,
-                expire_after,
-                holder,
-                quota,
-            }))
+    let compressed = parts.headers.contains_key(http::header::CONTENT_ENCODING);
+    let mut push = Push {
+        key: key.clone(),
+        families: Vec::new(),
+        mode,
+        time,
+        expire_after,
+        holder,
+        quota,
+    };
+    let parse = {
+        let headers = parts.headers.clone();
+        let validation = state.options.validation;
+        move |decoded: &Bytes| {
+            parse_body(decoded, &headers, validation).inspect_err(|err| {
+                tracing::debug!(source = %Source(remote), err = %err, "failed to parse push body");
+            })
         }
     };
-    let prepared = if raw_len > INLINE_BODY_BYTES {
-        tokio::task::spawn_blocking(decode)
-            .await
-            .unwrap_or_else(|err| Err(HttpError::Body(body::BodyError::Read(err.to_string()))))
+    // Parsing a body takes many times its size (about 14 times for dense series), and the
+    // prepared push as much again until the store has it: bodies larger than the inline ones
+    // take a turn that lasts until then, and at most --push.max-body-size of them are in turn
+    // at once.
+    let (prepared, _turn) = if raw.len() <= INLINE_BODY_BYTES && !compressed {
+        let prepared = parse(&raw).map(|families| {
+            push.families = families;
+            state.store.prepare(push)
+        });
+        (prepared, None)
     } else {
-        decode()
+        let failed =
+            |err: tokio::task::JoinError| HttpError::Body(body::BodyError::Read(err.to_string()));
+        let decoded = if compressed {
+            let state = state.clone();
+            let headers = parts.headers.clone();
+            let (decoded, held) = tokio::task::spawn_blocking(move || {
+                let decoded = body::decode(
+                    raw,
+                    &headers,
+                    state.options.max_body_bytes,
+                    &mut reservation,
+                )
+                .inspect_err(|err| refused_body(&state, err));
+                (decoded, reservation)
+            })
+            .await
+            .map_err(failed)?;
+            reservation = held;
+            decoded?
+        } else {
+            raw
+        };
+        let turn = state.body_budget.parse_turn(decoded.len()).await;
+        let state = state.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let prepared = parse(&decoded).map(|families| {
+                push.families = families;
+                state.store.prepare(push)
+            });
+            drop((decoded, reservation));
+            prepared
+        })
+        .await
+        .map_err(failed)?;
+        (prepared, Some(turn))
     };
     let result = match prepared {
-        Ok(push) => match state.store.push(push).await {
+        Ok(prepared) => match state.store.push(prepared).await {
             // With the check disabled, upstream answers before the store has looked at the
             // push, so a rejection (timestamps) is silent there too; it still shows in the
             // group's push_failure_time_seconds.
@@ -142,6 +192,17 @@ async fn store_push(
         }
         _ => {}
     })
+}
+
+/// Counts a push refused because the bodies in memory would exceed their budget.
+fn refused_body(state: &AppState, err: &body::BodyError) {
+    if let body::BodyError::Busy { .. } = err {
+        tracing::warn!(err = %err, "push refused: too many push bodies in memory at once");
+        state.telemetry.increment(
+            crate::telemetry::PUSH_REFUSED,
+            &[("reason", "max_buffered_size")],
+        );
+    }
 }
 
 /// The push's `Pushgateway-Expire-After` header, if it has one: a Go duration, `0` for never.

@@ -87,14 +87,33 @@ impl EscapingScheme {
         }
     }
 
-    /// The name as a scraper with this scheme sees it (borrowed when nothing changes).
+    /// A metric name as a scraper with this scheme sees it (borrowed when nothing changes).
     pub fn escape<'a>(self, name: &'a str) -> std::borrow::Cow<'a, str> {
+        self.escape_as(name, true)
+    }
+
+    /// A label name as a scraper with this scheme sees it: as [`EscapingScheme::escape`], but
+    /// `:` is escaped too, since a label name may not have one. (prometheus/common lets it
+    /// through, and a legacy scraper then fails on the whole exposition.)
+    pub fn escape_label<'a>(self, name: &'a str) -> std::borrow::Cow<'a, str> {
+        self.escape_as(name, false)
+    }
+
+    fn escape_as<'a>(self, name: &'a str, metric: bool) -> std::borrow::Cow<'a, str> {
         use std::borrow::Cow;
-        if name.is_empty() || is_legacy_metric_name(name) || self == EscapingScheme::AllowUtf8 {
+        let legacy = if metric {
+            is_legacy_metric_name(name)
+        } else {
+            is_legacy_label_name(name)
+        };
+        if name.is_empty() || legacy || self == EscapingScheme::AllowUtf8 {
             return Cow::Borrowed(name);
         }
         let legacy_char = |i: usize, c: char| {
-            c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            c.is_ascii_alphabetic()
+                || c == '_'
+                || (metric && c == ':')
+                || (i > 0 && c.is_ascii_digit())
         };
         let mut out = String::with_capacity(name.len() + 8);
         match self {

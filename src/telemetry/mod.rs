@@ -25,10 +25,13 @@ pub const AUTHZ_LAST_RELOAD_OK: &str = "pushgateway_authz_last_reload_successful
 pub const AUTHZ_LAST_RELOAD_TIME: &str = "pushgateway_authz_last_reload_success_timestamp_seconds";
 pub const AUTHZ_RELOADS: &str = "pushgateway_authz_reloads_total";
 pub const BUILD_INFO: &str = "pushgateway_build_info";
+pub const HTTP_CONNECTIONS: &str = "pushgateway_http_connections";
+pub const HTTP_CONNECTIONS_CLOSED: &str = "pushgateway_http_connections_closed_total";
 pub const HTTP_REQUESTS: &str = "pushgateway_http_requests_total";
 pub const HTTP_REJECTED: &str = "pushgateway_http_requests_rejected_total";
 pub const PUSH_DURATION: &str = "pushgateway_http_push_duration_seconds";
 pub const PUSH_REFUSED: &str = "pushgateway_push_refused_total";
+pub const PUSH_BUFFERED_BYTES: &str = "pushgateway_push_buffered_bytes";
 pub const GROUPS_EXPIRED: &str = "pushgateway_groups_expired_total";
 pub const STORE_GROUPS: &str = "pushgateway_store_groups";
 pub const STORE_SERIES: &str = "pushgateway_store_series";
@@ -196,7 +199,12 @@ const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
     (
         PUSH_REFUSED,
         MetricType::Counter,
-        "Pushes refused by a limit or quota, by reason (max_groups, max_series, max_series_per_group, quota_groups, quota_series).",
+        "Pushes refused by a limit or quota, by reason (max_groups, max_series, max_series_per_group, quota_groups, quota_series, max_buffered_size).",
+    ),
+    (
+        PUSH_BUFFERED_BYTES,
+        MetricType::Gauge,
+        "Bytes of push bodies held in memory now (as read, and decompressed); at most --push.max-buffered-size.",
     ),
     (
         GROUPS_EXPIRED,
@@ -213,6 +221,16 @@ const GATEWAY_FAMILIES: &[(&str, MetricType, &str)] = &[
         HTTP_REJECTED,
         MetricType::Counter,
         "HTTP requests refused before reaching a handler, by reason (rate_limited, unauthorized, client_certificate_required).",
+    ),
+    (
+        HTTP_CONNECTIONS,
+        MetricType::Gauge,
+        "HTTP connections open (TLS handshakes included); at most --web.max-connections.",
+    ),
+    (
+        HTTP_CONNECTIONS_CLOSED,
+        MetricType::Counter,
+        "Connections the gateway closed, by reason (header_timeout, idle_timeout, stalled, evicted to make room at --web.max-connections, cancelled_requests).",
     ),
     (
         HTTP_REQUESTS,

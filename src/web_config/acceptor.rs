@@ -1,18 +1,15 @@
 //! Accepting connections: plain TCP, or TLS with the configuration in service when the client's
 //! handshake begins (the files are looked at first, see [`crate::reload`]).
 //! A plain HTTP request on a TLS listener gets a 400 answer (as Go's server gives it) instead
-//! of a hanging handshake, and the client certificate of a TLS connection travels with every
-//! request on it.
+//! of a hanging handshake, and the client certificate of a TLS connection is handed back with
+//! the connection, for every request on it. The caller says by when the handshake must be done
+//! (see [`crate::connections`]).
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use axum_server::accept::Accept;
-use http::Request;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -20,9 +17,6 @@ use tokio_rustls::server::TlsStream;
 use super::WebSecurity;
 use super::identity::{CertificateIdentity, ClientCertificate};
 use crate::telemetry::{self, Telemetry};
-
-/// How long a client may take to send its first bytes and finish the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Go's answer to an HTTP request on an HTTPS port, byte for byte.
 const PLAIN_HTTP_ANSWER: &[u8] =
@@ -49,13 +43,31 @@ impl Acceptor {
         }
     }
 
+    /// The connection, with TLS done if the listener speaks it; a handshake not done by
+    /// `deadline` fails (and counts as a failed handshake).
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+        deadline: tokio::time::Instant,
+    ) -> io::Result<(Connection, ClientCertificateInfo)> {
+        // Go sets TCP_NODELAY on every connection; small answers must not wait for ACKs.
+        stream.set_nodelay(true)?;
+        match &self.security {
+            Some(security) if security.tls_enabled() => {
+                self.accept_tls(stream, security, deadline).await
+            }
+            _ => Ok((Connection::Plain(stream), ClientCertificateInfo::default())),
+        }
+    }
+
     async fn accept_tls(
         &self,
         stream: TcpStream,
         security: &WebSecurity,
+        deadline: tokio::time::Instant,
     ) -> io::Result<(Connection, ClientCertificateInfo)> {
         let mut first = [0u8; 1];
-        let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
+        let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut first))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no data from client"))??;
         if peeked == 1 && first[0] != TLS_HANDSHAKE_RECORD {
@@ -78,7 +90,7 @@ impl Acceptor {
             ));
         };
         let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        let tls = match tokio::time::timeout_at(deadline, handshake).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(err)) => {
                 self.telemetry
@@ -133,41 +145,21 @@ impl Acceptor {
     }
 }
 
-impl<S> Accept<TcpStream, S> for Acceptor
-where
-    S: Send + 'static,
-{
-    type Stream = Connection;
-    type Service = WithClientCertificate<S>;
-    type Future =
-        Pin<Box<dyn Future<Output = io::Result<(Connection, WithClientCertificate<S>)>> + Send>>;
-
-    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        let acceptor = self.clone();
-        Box::pin(async move {
-            // Go sets TCP_NODELAY on every connection; small answers must not wait for ACKs.
-            stream.set_nodelay(true)?;
-            let (connection, certificate) = match &acceptor.security {
-                Some(security) if security.tls_enabled() => {
-                    acceptor.accept_tls(stream, security).await?
-                }
-                _ => (Connection::Plain(stream), ClientCertificateInfo::default()),
-            };
-            Ok((
-                connection,
-                WithClientCertificate {
-                    inner: service,
-                    certificate,
-                },
-            ))
-        })
-    }
-}
-
 /// A connection as the HTTP server sees it.
 pub enum Connection {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Connection {
+    /// Whether the client and the gateway agreed on HTTP/2 by ALPN: as Go's server, HTTP/2 is
+    /// served only then (never in clear text, nor by prior knowledge over TLS).
+    pub fn is_h2(&self) -> bool {
+        match self {
+            Connection::Plain(_) => false,
+            Connection::Tls(tls) => tls.get_ref().1.alpn_protocol() == Some(b"h2"),
+        }
+    }
 }
 
 impl AsyncRead for Connection {
@@ -225,30 +217,5 @@ impl AsyncWrite for Connection {
             Connection::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Connection::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
-    }
-}
-
-/// Adds the connection's client certificate to every request.
-#[derive(Clone)]
-pub struct WithClientCertificate<S> {
-    inner: S,
-    certificate: ClientCertificateInfo,
-}
-
-impl<S, B> tower::Service<Request<B>> for WithClientCertificate<S>
-where
-    S: tower::Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        request.extensions_mut().insert(self.certificate.clone());
-        self.inner.call(request)
     }
 }

@@ -79,6 +79,12 @@ const PBKDF2_SHA512_ITERATIONS: u32 = 210_000;
 /// The least a PBKDF2 hash may have (SP 800-132: salt of 128 bits, at least 1,000 iterations;
 /// a key of 128 bits).
 const PBKDF2_MIN_ITERATIONS: u32 = 1_000;
+/// The most work a hash may ask for. Loading the file computes one hash of the users' typical
+/// cost (for unknown users' timing), and a reload holds back the requests that found the
+/// change, so a cost of 31 (which Go accepts: days of work) would stop the gateway. Found by
+/// fuzzing. Each limit is about 5 s of one core, beyond any sane setting.
+const BCRYPT_MAX_COST: u32 = 16;
+const PBKDF2_MAX_ITERATIONS: u32 = 20_000_000;
 const PBKDF2_MIN_SALT_BYTES: usize = 16;
 const PBKDF2_MIN_KEY_BYTES: usize = 16;
 
@@ -182,6 +188,11 @@ fn parse_pbkdf2(scheme: Scheme, rest: &str) -> Result<HashKind, String> {
         adapted_base64_decode(salt).ok_or_else(|| format!("malformed PBKDF2 salt: {format}"))?;
     let key =
         adapted_base64_decode(key).ok_or_else(|| format!("malformed PBKDF2 key: {format}"))?;
+    if iterations > PBKDF2_MAX_ITERATIONS {
+        return Err(format!(
+            "PBKDF2 with {iterations} iterations would take seconds for every check; this gateway accepts at most {PBKDF2_MAX_ITERATIONS}"
+        ));
+    }
     if iterations < PBKDF2_MIN_ITERATIONS {
         return Err(format!(
             "PBKDF2 needs at least {PBKDF2_MIN_ITERATIONS} iterations, this hash has {iterations}"
@@ -274,6 +285,11 @@ fn bcrypt_cost(hash: &str) -> Result<u32, String> {
     if !(4..=31).contains(&cost) {
         return Err(format!(
             "crypto/bcrypt: cost {cost} is outside allowed range (4,31)"
+        ));
+    }
+    if cost > BCRYPT_MAX_COST {
+        return Err(format!(
+            "bcrypt cost {cost} would take many seconds for every check; this gateway accepts at most {BCRYPT_MAX_COST}"
         ));
     }
     Ok(cost)
@@ -541,5 +557,22 @@ mod tests {
         assert_eq!(header("Bearer ZGF2ZTpkYXZlMTIz"), None);
         assert_eq!(header("Basic !!!"), None);
         assert_eq!(header("Basic ZGF2ZQ=="), None);
+    }
+
+    #[test]
+    fn hashes_that_would_take_too_long_are_refused() {
+        let slow = hash_password("pbkdf2-sha256", "s3cret")
+            .unwrap()
+            .replace("$600000$", "$30000000$");
+        let err = PasswordHash::parse(&slow).unwrap_err();
+        assert!(err.contains("at most 20000000"), "{err}");
+        #[cfg(not(feature = "fips"))]
+        {
+            // Found by fuzzing: loading this file hashed once at cost 19 (half a minute).
+            let err =
+                PasswordHash::parse("$2y$19$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi")
+                    .unwrap_err();
+            assert!(err.contains("at most 16"), "{err}");
+        }
     }
 }

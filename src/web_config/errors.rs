@@ -53,6 +53,8 @@ pub enum WebConfigError {
     NotFipsApproved { setting: &'static str, name: String },
     #[error("the TLS configuration does not run in FIPS mode, and this is a FIPS build")]
     NotFips,
+    #[error(transparent)]
+    Trust(#[from] super::TrustError),
 }
 
 /// `open <path>: <reason>`, as Go's `os.ReadFile` fails.

@@ -21,6 +21,7 @@ mod file;
 mod guard;
 mod identity;
 mod tls;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
-pub use acceptor::{Acceptor, ClientCertificateInfo};
+pub use acceptor::{Acceptor, ClientCertificateInfo, Connection};
 pub use auth::hash_password;
 pub use errors::WebConfigError;
 pub(crate) use file::unique_keys;
@@ -37,6 +38,7 @@ pub use file::{TlsServerConfig, WebConfigFile};
 pub use guard::guard;
 pub use identity::{CertificateIdentity, ClientCertificate, Identity};
 pub use tls::{ServerIdentity, TlsPolicy, TlsState, crypto_provider, is_enabled};
+pub use trust::{CertificateTrust, TrustError, Verification};
 
 use crate::reload::{FileReads, Loader, ReloadReport, Reloadable};
 use crate::telemetry::{self, Telemetry};
@@ -54,21 +56,21 @@ pub struct WebConfig {
     warnings: Vec<String>,
 }
 
-impl WebConfig {
-    /// Reads and checks the file, in upstream's order: YAML and the names in it, headers, user
-    /// hashes, then TLS. Every file is read through `files`.
-    fn load(
-        path: &Path,
-        policy: TlsPolicy,
-        files: &mut FileReads,
-    ) -> Result<WebConfig, WebConfigError> {
-        let content = files
-            .read_to_string(path)
-            .map_err(|e| WebConfigError::Io(errors::open_error(path, &e)))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let file = WebConfigFile::parse(&content, dir)?;
-        let tls_file = file.tls_server_config.unwrap_or_default();
-        tls::check_names(&tls_file)?;
+/// What a file's text says, checked: everything but TLS, whose files are read apart.
+struct Text {
+    tls: file::TlsServerConfig,
+    users: Users,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    http2: bool,
+    rate_limit: Option<(Duration, u32)>,
+}
+
+impl Text {
+    /// In upstream's order: YAML and the names in it, headers, user hashes.
+    fn check(content: &str, dir: &Path) -> Result<Text, WebConfigError> {
+        let file = WebConfigFile::parse(content, dir)?;
+        let tls = file.tls_server_config.unwrap_or_default();
+        tls::check_names(&tls)?;
         let http = file.http_server_config.unwrap_or_default();
         let headers = check_headers(http.headers.as_ref())?;
         let users = Users::parse(&file.basic_auth_users.unwrap_or_default())?;
@@ -82,12 +84,40 @@ impl WebConfig {
             }
             None => None,
         };
-        let http2 = http.http2.unwrap_or(true);
+        Ok(Text {
+            tls,
+            users,
+            headers,
+            http2: http.http2.unwrap_or(true),
+            rate_limit,
+        })
+    }
+}
+
+impl WebConfig {
+    /// Checks a file's text as start-up does, without reading the files it names
+    /// (certificates, keys, CAs): what the fuzzer feeds.
+    pub fn check_text(content: &str) -> Result<(), WebConfigError> {
+        Text::check(content, Path::new(".")).map(drop)
+    }
+
+    /// Reads and checks the file, in upstream's order: its text, then TLS. Every file is read
+    /// through `files`.
+    fn load(
+        path: &Path,
+        policy: TlsPolicy,
+        files: &mut FileReads,
+    ) -> Result<WebConfig, WebConfigError> {
+        let content = files
+            .read_to_string(path)
+            .map_err(|e| WebConfigError::Io(errors::open_error(path, &e)))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let text = Text::check(&content, dir)?;
         let mut warnings = Vec::new();
-        let tls = if tls::is_enabled(&tls_file) {
+        let tls = if tls::is_enabled(&text.tls) {
             Some(tls::server_config(
-                &tls_file,
-                http2,
+                &text.tls,
+                text.http2,
                 policy,
                 files,
                 &mut warnings,
@@ -97,12 +127,20 @@ impl WebConfig {
         };
         Ok(WebConfig {
             tls,
-            users,
-            headers,
-            http2,
-            rate_limit,
+            users: text.users,
+            headers: text.headers,
+            http2: text.http2,
+            rate_limit: text.rate_limit,
             warnings,
         })
+    }
+
+    /// What client certificates' names are worth under this version.
+    fn verification(&self) -> Verification {
+        self.tls.as_ref().map_or(
+            Verification::NotAsked("tls_server_config is not set"),
+            |t| t.verification,
+        )
     }
 
     /// 1 when TLS is served in FIPS mode (a FIPS build, and rustls reports the configuration
@@ -155,6 +193,7 @@ fn check_headers(
 struct WebConfigLoader {
     path: PathBuf,
     policy: TlsPolicy,
+    trust: Arc<CertificateTrust>,
 }
 
 impl Loader for WebConfigLoader {
@@ -183,7 +222,7 @@ impl Loader for WebConfigLoader {
         if new.http2 != current.http2 {
             return Err(WebConfigError::FixedAtStartUp("http_server_config.http2"));
         }
-        Ok(())
+        Ok(self.trust.reload_web_config(new.verification())?)
     }
 
     fn in_service(&self, config: &WebConfig, telemetry: &Telemetry) {
@@ -210,19 +249,24 @@ pub struct WebSecurity {
 impl WebSecurity {
     /// Loads the file for start-up; any error refuses start-up. `open_paths` are served
     /// without authentication (and client certificates become optional in the handshake).
+    /// What the file does with client certificates is told to `trust` now, and every reload is
+    /// judged by it.
     pub fn start(
         path: &Path,
         mut policy: TlsPolicy,
         open_paths: Vec<String>,
+        trust: Arc<CertificateTrust>,
         telemetry: Arc<Telemetry>,
     ) -> Result<Arc<WebSecurity>, WebConfigError> {
         policy.certificate_optional_in_handshake = !open_paths.is_empty();
         let loader = WebConfigLoader {
             path: path.to_path_buf(),
             policy,
+            trust: trust.clone(),
         };
         let config = Reloadable::start(loader, telemetry.clone())?;
         let first = config.loaded();
+        trust.start_web_config(first.verification());
         Ok(Arc::new(WebSecurity {
             tls_enabled: first.tls.is_some(),
             http2: first.http2,
@@ -250,7 +294,7 @@ impl WebSecurity {
         config
             .tls
             .as_ref()
-            .map(|t| (t.server.clone(), t.verifies_clients))
+            .map(|t| (t.server.clone(), t.verification == Verification::Verified))
     }
 
     /// Looks at the files every [`crate::reload::CHECK_INTERVAL`] until the task is dropped,

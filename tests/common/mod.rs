@@ -293,6 +293,7 @@ pub fn job_values(scrape: &str) -> std::collections::BTreeMap<String, u64> {
         .collect()
 }
 
+pub mod abuse;
 pub mod faults;
 pub mod nats;
 pub mod process;

@@ -31,8 +31,8 @@ pub struct TlsPolicy {
 /// The TLS side of a loaded configuration.
 pub struct TlsState {
     pub server: Arc<ServerConfig>,
-    /// Whether client certificates are verified against CAs (so their names can be trusted).
-    pub verifies_clients: bool,
+    /// What client certificates' names are worth: verified against CAs, or not.
+    pub verification: crate::web_config::Verification,
     /// Whether the file demands a client certificate (a `Require*` policy, or allowed SANs).
     pub certificate_required: bool,
 }
@@ -106,7 +106,7 @@ pub fn server_config(
     }
     Ok(TlsState {
         server: Arc::new(config),
-        verifies_clients: client_auth.verifies(),
+        verification: client_auth.verification(),
         certificate_required: demands_certificate(client_auth, tls),
     })
 }

@@ -51,15 +51,18 @@ impl ClientAuth {
         })
     }
 
-    /// Whether certificates are verified against CAs (so that their names can be trusted).
-    pub(super) fn verifies(self) -> bool {
-        matches!(
-            self,
-            ClientAuth::VerifyIfGiven | ClientAuth::RequireAndVerify
-        )
+    /// Whether the policy demands a certificate.
+    /// What the policy makes of a client certificate's names.
+    pub(super) fn verification(self) -> crate::web_config::Verification {
+        use crate::web_config::Verification;
+        match self {
+            ClientAuth::None => Verification::NotAsked("client_auth_type is NoClientCert"),
+            ClientAuth::Request => Verification::Unverified("RequestClientCert"),
+            ClientAuth::RequireAny => Verification::Unverified("RequireAnyClientCert"),
+            ClientAuth::VerifyIfGiven | ClientAuth::RequireAndVerify => Verification::Verified,
+        }
     }
 
-    /// Whether the policy demands a certificate.
     pub(super) fn requires(self) -> bool {
         matches!(self, ClientAuth::RequireAny | ClientAuth::RequireAndVerify)
     }
