@@ -6,7 +6,10 @@ use std::io::Write;
 
 use bytes::Bytes;
 use common::{PROTOBUF, TestGateway, protobuf_body};
-use pushgateway::model::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use pushgateway::model::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
+    Summary,
+};
 
 fn gzip(data: &[u8]) -> Bytes {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -311,6 +314,102 @@ async fn protobuf_bodies() {
         r.text().starts_with("text format parsing error in line 1"),
         "{}",
         r.text()
+    );
+    gw.stop().await;
+}
+
+/// A histogram or summary whose metric carries the label its buckets or quantiles are written
+/// with (`le`, `quantile`): refused, as a scrape would carry the label twice on each line.
+#[tokio::test]
+async fn bucket_and_quantile_labels_of_their_own_are_refused() {
+    let gw = TestGateway::start(&[]).await;
+    let histogram = MetricFamily {
+        name: Some("lat".into()),
+        r#type: Some(MetricType::Histogram as i32),
+        metric: vec![Metric {
+            label: vec![LabelPair::new("le", "7")],
+            histogram: Some(Histogram {
+                sample_count: Some(2),
+                sample_sum: Some(1.5),
+                bucket: vec![Bucket {
+                    cumulative_count: Some(1),
+                    upper_bound: Some(0.5),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let summary = MetricFamily {
+        name: Some("req".into()),
+        r#type: Some(MetricType::Summary as i32),
+        metric: vec![Metric {
+            label: vec![LabelPair::new("quantile", "0.5")],
+            summary: Some(Summary {
+                sample_count: Some(2),
+                sample_sum: Some(1.5),
+                quantile: vec![Quantile {
+                    quantile: Some(0.9),
+                    value: Some(1.0),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    for (family, label) in [(histogram, "le"), (summary, "quantile")] {
+        let r = gw
+            .request(
+                "PUT",
+                "/metrics/job/own-label",
+                &[("content-type", PROTOBUF)],
+                protobuf_body(&[gauge("beside", 1.0), family]),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(
+            r.text()
+                .ends_with(&format!("must not have an explicit \"{label}\" label\n")),
+            "{}",
+            r.text()
+        );
+    }
+    // Nothing of either push is stored; the same histogram without the label is.
+    let scraped = gw.pushed_metrics().await;
+    assert!(!scraped.contains("beside"), "{scraped}");
+    let plain = MetricFamily {
+        name: Some("lat".into()),
+        r#type: Some(MetricType::Histogram as i32),
+        metric: vec![Metric {
+            histogram: Some(Histogram {
+                sample_count: Some(2),
+                bucket: vec![Bucket {
+                    cumulative_count: Some(1),
+                    upper_bound: Some(0.5),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r = gw
+        .request(
+            "PUT",
+            "/metrics/job/own-label",
+            &[("content-type", PROTOBUF)],
+            protobuf_body(&[plain]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        gw.pushed_metrics()
+            .await
+            .contains("lat_bucket{instance=\"\",job=\"own-label\",le=\"0.5\"} 1\n")
     );
     gw.stop().await;
 }

@@ -88,6 +88,11 @@ pub enum Inconsistency {
     )]
     ExplicitQuantileLabel { family: String, metric: String },
     #[error(
+        "collected metric {} {{ {metric}}} must not have an explicit \"le\" label",
+        quote(family)
+    )]
+    ExplicitBucketLabel { family: String, metric: String },
+    #[error(
         "collected metric {} {{ {metric}}} was collected before with the same name and label values",
         quote(family)
     )]
@@ -134,6 +139,7 @@ impl Inconsistency {
             | Inconsistency::DuplicateLabelName { family, .. }
             | Inconsistency::InvalidLabelName { family, .. }
             | Inconsistency::ExplicitQuantileLabel { family, .. }
+            | Inconsistency::ExplicitBucketLabel { family, .. }
             | Inconsistency::DuplicateSeries { family, .. }
             | Inconsistency::Corrupt { family, .. }
             | Inconsistency::FamilyType { family, .. } => family,

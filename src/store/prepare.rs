@@ -213,7 +213,8 @@ pub fn sanitized_labels(body: &[LabelPair], key: &GroupingKey) -> Vec<LabelPair>
 /// The first problem of one sanitised metric, as upstream's gatherer checks it: a value that
 /// matches the family's type, then per label (sorted): no repeated name (an empty name counts
 /// as a repeat, as upstream's check sees it), no reserved name, no explicit `quantile` on a
-/// summary.
+/// summary, and (ours) no explicit `le` on a histogram: upstream takes that label, and its
+/// scrapes then carry `le` twice on every bucket, which no scraper reads.
 pub fn metric_problem(family: &str, kind: MetricType, metric: &Metric) -> Option<Inconsistency> {
     let values = ValuePresence::of(metric);
     let problem = problem_kind(kind, values, metric.label.iter().map(LabelPair::name))?;
@@ -236,6 +237,10 @@ pub fn metric_problem(family: &str, kind: MetricType, metric: &Metric) -> Option
             label: label.to_string(),
         },
         ProblemKind::ExplicitQuantileLabel => Inconsistency::ExplicitQuantileLabel {
+            family,
+            metric: metric_text,
+        },
+        ProblemKind::ExplicitBucketLabel => Inconsistency::ExplicitBucketLabel {
             family,
             metric: metric_text,
         },
@@ -272,6 +277,7 @@ pub enum ProblemKind<'a> {
     DuplicateLabelName(&'a str),
     InvalidLabelName(&'a str),
     ExplicitQuantileLabel,
+    ExplicitBucketLabel,
 }
 
 pub fn problem_kind<'a>(
@@ -299,6 +305,9 @@ pub fn problem_kind<'a>(
         }
         if values.summary && name == label::QUANTILE {
             return Some(ProblemKind::ExplicitQuantileLabel);
+        }
+        if values.histogram && name == label::BUCKET {
+            return Some(ProblemKind::ExplicitBucketLabel);
         }
         previous = name;
     }
