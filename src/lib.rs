@@ -7,6 +7,7 @@
 //! exposition, or the JSON API and the web UI). `go` (Go's text conventions) and `model` are
 //! leaves every layer uses.
 
+pub mod alloc;
 pub mod authz;
 pub mod cli;
 pub mod cluster;

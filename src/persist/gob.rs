@@ -25,17 +25,46 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use prost::Message as _;
 
 use crate::model::Timestamp;
-use crate::model::proto::MetricFamily;
+use crate::model::proto::{METRIC_FAMILY_METRIC_TAG, MetricType};
 
 /// One grouping key of upstream's store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamGroup {
     pub labels: BTreeMap<String, String>,
     /// With the time of the push that last changed each family, ordered by family name.
-    pub families: Vec<(Timestamp, MetricFamily)>,
+    pub families: Vec<(Timestamp, UpstreamFamily)>,
+}
+
+/// A metric family of upstream's file, its metrics still encoded: decoding them into owned
+/// metrics and encoding them again took most of an import's time and memory (two allocations
+/// per label). They are checked to decode, as a full decoding would check them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamFamily {
+    pub name: String,
+    pub help: Option<String>,
+    pub kind: MetricType,
+    /// The metrics as repeated `MetricFamily.metric` fields, as the store keeps them.
+    pub metrics: Bytes,
+}
+
+/// `io.prometheus.client.MetricFamily` with the metrics left as bytes: the same fields, so that
+/// everything but the metrics is decoded and checked exactly as before.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ShallowFamily {
+    #[prost(string, optional, tag = "1")]
+    name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    help: Option<String>,
+    #[prost(enumeration = "MetricType", optional, tag = "3")]
+    r#type: Option<i32>,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    metric: Vec<Vec<u8>>,
+    #[prost(string, optional, tag = "5")]
+    unit: Option<String>,
 }
 
 /// Why a file could not be read as upstream's. Offsets count bytes from the start of the file.
@@ -89,6 +118,11 @@ pub enum UpstreamError {
     InvalidFamily {
         family: String,
         source: prost::DecodeError,
+    },
+    #[error("a metric of family {family:?}: {source}")]
+    InvalidMetric {
+        family: String,
+        source: crate::store::CorruptMetrics,
     },
 }
 
@@ -637,7 +671,7 @@ fn read_families(
     types: &Types,
     c: &mut Cursor,
     id: TypeId,
-) -> Result<Vec<(Timestamp, MetricFamily)>> {
+) -> Result<Vec<(Timestamp, UpstreamFamily)>> {
     let &Wire::Map { key: STRING, elem } = types.get(id, c.pos)? else {
         return Err(UpstreamError::UnexpectedType {
             what: "MetricGroup.Metrics",
@@ -660,7 +694,7 @@ fn read_timestamped_family(
     c: &mut Cursor,
     id: TypeId,
     name: &str,
-) -> Result<Option<(Timestamp, MetricFamily)>> {
+) -> Result<Option<(Timestamp, UpstreamFamily)>> {
     let fields = types.struct_fields(
         id,
         c.pos,
@@ -692,18 +726,42 @@ fn read_timestamped_family(
                         expected: "a protobuf-encoded metric family",
                     });
                 }
-                let decoded = MetricFamily::decode(c.bytes()?).map_err(|source| {
-                    UpstreamError::InvalidFamily {
-                        family: name.to_owned(),
-                        source,
-                    }
-                })?;
-                family = Some(decoded);
+                family = Some(read_family(c.bytes()?, name)?);
             }
             _ => types.skip(c, field.id, 0)?,
         }
     }
     Ok(family.map(|family| (pushed_at, family)))
+}
+
+/// A `MetricFamily` message, its metrics copied out as they are encoded once they are known to
+/// decode.
+fn read_family(encoded: &[u8], name: &str) -> Result<UpstreamFamily> {
+    let shallow =
+        ShallowFamily::decode(encoded).map_err(|source| UpstreamError::InvalidFamily {
+            family: name.to_owned(),
+            source,
+        })?;
+    let mut metrics = Vec::with_capacity(
+        shallow
+            .metric
+            .iter()
+            .map(|m| prost::encoding::bytes::encoded_len(METRIC_FAMILY_METRIC_TAG, m))
+            .sum(),
+    );
+    for metric in &shallow.metric {
+        prost::encoding::bytes::encode(METRIC_FAMILY_METRIC_TAG, metric, &mut metrics);
+    }
+    crate::store::check_metrics(&metrics).map_err(|source| UpstreamError::InvalidMetric {
+        family: name.to_owned(),
+        source,
+    })?;
+    Ok(UpstreamFamily {
+        kind: shallow.r#type(),
+        name: shallow.name.unwrap_or_default(),
+        help: shallow.help,
+        metrics: metrics.into(),
+    })
 }
 
 /// `time.Time.MarshalBinary`: version (1, or 2 when the zone offset has seconds), seconds since
@@ -741,7 +799,7 @@ fn parse_time(bytes: &[u8]) -> std::result::Result<Timestamp, &'static str> {
 mod tests {
     use super::*;
     use crate::model::MetricType;
-    use crate::model::proto::{Gauge, LabelPair, Metric};
+    use crate::model::proto::{Gauge, LabelPair, Metric, MetricFamily};
 
     /// Written by upstream 1.5.1 (see tests/data/upstream/README.md).
     const THREE_GROUPS: &[u8] = include_bytes!("../../tests/data/upstream/three-groups.gob");
@@ -758,16 +816,34 @@ mod tests {
         found[0]
     }
 
-    fn family<'g>(group: &'g UpstreamGroup, name: &str) -> &'g (Timestamp, MetricFamily) {
+    /// The family with its metrics decoded.
+    fn decoded(family: &UpstreamFamily) -> MetricFamily {
+        MetricFamily {
+            name: Some(family.name.clone()),
+            help: family.help.clone(),
+            r#type: Some(family.kind as i32),
+            metric: crate::store::MetricIter::over(&family.metrics)
+                .map(|m| m.expect("decodes"))
+                .collect(),
+            unit: None,
+        }
+    }
+
+    fn family(group: &UpstreamGroup, name: &str) -> (Timestamp, MetricFamily) {
         group
             .families
             .iter()
-            .find(|(_, f)| f.name() == name)
+            .find(|(_, f)| f.name == name)
+            .map(|(at, f)| (*at, decoded(f)))
             .unwrap_or_else(|| panic!("no family {name}"))
     }
 
     fn names(group: &UpstreamGroup) -> Vec<&str> {
-        group.families.iter().map(|(_, f)| f.name()).collect()
+        group
+            .families
+            .iter()
+            .map(|(_, f)| f.name.as_str())
+            .collect()
     }
 
     fn labels(metric: &Metric) -> Vec<(&str, &str)> {
@@ -796,23 +872,23 @@ mod tests {
     /// with, and the failure time, 0 until a push fails.
     fn assert_push_times(group: &UpstreamGroup, failed: bool) {
         let (pushed_at, pushed) = family(group, "push_time_seconds");
-        assert_plausible(*pushed_at);
+        assert_plausible(pushed_at);
         assert_eq!(
             pushed.help(),
             "Last Unix time when changing this group in the Pushgateway succeeded."
         );
-        assert!((gauge(pushed) - pushed_at.as_seconds_f64()).abs() < 1e-3);
+        assert!((gauge(&pushed) - pushed_at.as_seconds_f64()).abs() < 1e-3);
         let (failed_at, failure) = family(group, "push_failure_time_seconds");
-        assert_plausible(*failed_at);
+        assert_plausible(failed_at);
         assert_eq!(
             failure.help(),
             "Last Unix time when changing this group in the Pushgateway failed."
         );
         if failed {
-            assert!((gauge(failure) - failed_at.as_seconds_f64()).abs() < 1e-3);
+            assert!((gauge(&failure) - failed_at.as_seconds_f64()).abs() < 1e-3);
             assert!(failed_at > pushed_at);
         } else {
-            assert_eq!(gauge(failure), 0.0);
+            assert_eq!(gauge(&failure), 0.0);
             assert_eq!(failed_at, pushed_at);
         }
     }
@@ -851,6 +927,7 @@ mod tests {
         );
         assert_push_times(batch, false);
         for (_, f) in &batch.families {
+            let f = decoded(f);
             for m in &f.metric {
                 assert_eq!(
                     labels(m)[..2],
@@ -863,7 +940,7 @@ mod tests {
 
         let (_, last_success) = family(batch, "batch_last_success_seconds");
         assert_eq!(last_success.help(), "Last time the batch job succeeded.");
-        assert_eq!(gauge(last_success), 1.7e9);
+        assert_eq!(gauge(&last_success), 1.7e9);
 
         let (_, duration) = family(batch, "batch_duration_seconds");
         assert_eq!(duration.r#type(), MetricType::Histogram);
@@ -924,8 +1001,8 @@ mod tests {
         );
         assert_push_times(tmp, true);
         let (files_at, files) = family(tmp, "tmp_files");
-        assert_eq!(files_at, &family(tmp, "push_time_seconds").0);
-        assert_eq!(gauge(files), 12.0);
+        assert_eq!(files_at, family(tmp, "push_time_seconds").0);
+        assert_eq!(gauge(&files), 12.0);
         assert_eq!(
             labels(&files.metric[0]),
             [("a", ""), ("instance", ""), ("job", "/var/tmp")]
@@ -980,12 +1057,12 @@ mod tests {
         assert_eq!(names(synthetic), ["synthetic_gauge", "zero_time_gauge"]);
         let (at, gauge_family) = family(synthetic, "synthetic_gauge");
         // 2024-05-06 07:08:09.123456789 at UTC+01:00:30, a version 2 time.
-        assert_eq!(*at, Timestamp::from_nanos(1_714_975_659_123_456_789));
+        assert_eq!(at, Timestamp::from_nanos(1_714_975_659_123_456_789));
         assert_eq!(gauge_family.help(), "From synthetic.go.");
-        assert_eq!(gauge(gauge_family), 2.5);
+        assert_eq!(gauge(&gauge_family), 2.5);
         let (at, zero_family) = family(synthetic, "zero_time_gauge");
-        assert_eq!(*at, Timestamp::ZERO);
-        assert_eq!(gauge(zero_family), -1.0);
+        assert_eq!(at, Timestamp::ZERO);
+        assert_eq!(gauge(&zero_family), -1.0);
         assert_eq!(group(&groups, "empty").families, []);
     }
 
@@ -1228,7 +1305,10 @@ mod tests {
         );
         assert_eq!(groups[0].families.len(), 1);
         let (at, b) = &groups[0].families[0];
-        assert_eq!((*at, b.name(), gauge(b)), (Timestamp::ZERO, "b", 2.0));
+        assert_eq!(
+            (*at, b.name.as_str(), gauge(&decoded(b))),
+            (Timestamp::ZERO, "b", 2.0)
+        );
     }
 
     #[test]
@@ -1281,7 +1361,7 @@ mod tests {
                 .raw(&extra.0),
         )]);
         let groups = read(upstream_types(&[("Extra", STRING)]), value).unwrap();
-        assert_eq!(groups[0].families[0].1.name(), "a");
+        assert_eq!(groups[0].families[0].1.name, "a");
 
         let value = store(&[("a", Gob::default().uint(3).bytes(b"main.T").uint(0))]);
         let err = read(upstream_types(&[("Extra", INTERFACE)]), value).unwrap_err();

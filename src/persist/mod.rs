@@ -137,6 +137,7 @@ impl Persistence {
         let groups = recovery.into_groups();
         let count = groups.len();
         let problems = view.restore(groups);
+        crate::alloc::release_free_memory();
         if !problems.is_empty() {
             tracing::error!(err = %problems, "restored metrics are inconsistent; pushes are refused and scrapes fail until the groups at fault are deleted");
         }

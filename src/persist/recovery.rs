@@ -140,22 +140,12 @@ impl Recovery {
             let families = group
                 .families
                 .into_iter()
-                .map(|(pushed_at, family)| {
-                    let mut metrics = Vec::new();
-                    for metric in &family.metric {
-                        prost::encoding::message::encode(
-                            crate::model::proto::METRIC_FAMILY_METRIC_TAG,
-                            metric,
-                            &mut metrics,
-                        );
-                    }
-                    PersistedFamily {
-                        kind: family.r#type(),
-                        name: family.name.unwrap_or_default(),
-                        help: family.help,
-                        pushed_at,
-                        metrics: metrics.into(),
-                    }
+                .map(|(pushed_at, family)| PersistedFamily {
+                    kind: family.kind,
+                    name: family.name,
+                    help: family.help,
+                    pushed_at,
+                    metrics: family.metrics,
                 })
                 .collect();
             let group = PersistedGroup {

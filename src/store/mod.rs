@@ -37,6 +37,7 @@ pub use group::{Group, GroupId, GroupMeta, Holder, MAX_GROUP_BYTES, StoredFamily
 pub use limits::{Limit, LimitExceeded, Policy, Quota, QuotaLimit};
 pub use memory::Memory;
 pub use prepare::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP};
+pub use restore::check_metrics;
 pub use snapshot::{LeftOut, MergedFamily, Snapshot};
 pub use view::{Exclusion, Plan, Proposal, Totals, View};
 
@@ -93,9 +94,11 @@ pub enum Change {
         selector: Selector,
         only: Option<BTreeSet<GroupingKey>>,
     },
-    /// Deletes every group whose deadline is `now` or earlier.
+    /// Deletes the groups whose deadline is `now` or earlier, soonest first, at most `limit`
+    /// of them.
     Expire {
         now: Timestamp,
+        limit: usize,
     },
 }
 
@@ -159,10 +162,15 @@ impl Store {
         Ok(self.backend.commit(change).await?.deleted)
     }
 
-    /// Deletes the groups whose deadline has passed; answers with them once the backend has
-    /// kept that.
-    pub async fn expire(&self, now: Timestamp) -> Result<Vec<GroupingKey>, StoreError> {
-        Ok(self.backend.commit(Change::Expire { now }).await?.deleted)
+    /// Deletes the groups whose deadline has passed, soonest first, at most `limit` of them;
+    /// answers with them once the backend has kept that.
+    pub async fn expire(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<GroupingKey>, StoreError> {
+        let change = Change::Expire { now, limit };
+        Ok(self.backend.commit(change).await?.deleted)
     }
 
     /// The soonest time a group expires, if any does.

@@ -11,7 +11,17 @@ use crate::model::proto::LabelPair;
 /// A series identity: a keyed 128-bit hash of the family name and the sorted label pairs. The
 /// key is random per process, so identities cannot be forged into collisions, and 128 bits make
 /// accidental collisions negligible (about 1e-27 for a million series).
-pub type SeriesId = u128;
+///
+/// Two `u64`s rather than a `u128`: aligned to 8 bytes instead of 16, an entry of the series
+/// index (identity and group id) takes 24 bytes instead of 32, 16 MiB less at a million series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesId([u64; 2]);
+
+impl std::hash::Hash for SeriesId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0[0] ^ self.0[1]);
+    }
+}
 
 static SERIES_KEYS: LazyLock<(RandomState, RandomState)> =
     LazyLock::new(|| (RandomState::new(), RandomState::new()));
@@ -38,7 +48,7 @@ pub fn series_id_of<'a>(name: &str, labels: impl Iterator<Item = (&'a str, &'a s
         let mut low = SERIES_KEYS.1.build_hasher();
         high.write(buffer);
         low.write(buffer);
-        (u128::from(high.finish()) << 64) | u128::from(low.finish())
+        SeriesId([high.finish(), low.finish()])
     })
 }
 
@@ -46,8 +56,8 @@ thread_local! {
     static SERIES_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Hashes series identities for hash tables by folding them: they are keyed hashes already, so
-/// hashing them again (with SipHash, the default) only cost time.
+/// Hashes series identities for hash tables by folding their halves: they are keyed hashes
+/// already, so hashing them again (with SipHash, the default) only cost time.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SeriesIdHasher;
 
@@ -68,7 +78,8 @@ impl Hasher for FoldedId {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only `u128`s are hashed here; this keeps any other input well spread too.
+        // Only identities are hashed here (as one `u64`); this keeps any other input well
+        // spread too.
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
@@ -77,7 +88,7 @@ impl Hasher for FoldedId {
         }
     }
 
-    fn write_u128(&mut self, id: u128) {
-        self.0 ^= (id as u64) ^ ((id >> 64) as u64);
+    fn write_u64(&mut self, folded: u64) {
+        self.0 ^= folded;
     }
 }

@@ -197,11 +197,12 @@ impl View {
                     .collect();
                 Ok(state.remove_all(keys, sink))
             }
-            Change::Expire { now } => {
+            Change::Expire { now, limit } => {
                 let keys: Vec<GroupingKey> = state
                     .deadlines
                     .iter()
                     .take_while(|(deadline, _)| *deadline <= now)
+                    .take(limit)
                     .map(|(_, key)| key.clone())
                     .collect();
                 Ok(state.remove_all(keys, sink))

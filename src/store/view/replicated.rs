@@ -103,11 +103,12 @@ impl View {
                     .filter(|key| only.as_ref().is_none_or(|only| only.contains(*key)))
                     .collect(),
             ),
-            Change::Expire { now } => deletions(
+            Change::Expire { now, limit } => deletions(
                 state
                     .deadlines
                     .iter()
                     .take_while(|(deadline, _)| deadline <= now)
+                    .take(*limit)
                     .map(|(_, key)| key)
                     .collect(),
             ),
