@@ -49,8 +49,12 @@ struct RunArgs {
     /// A few minutes instead of ~25: one round, short runs, data sets a tenth of the size.
     #[arg(long)]
     quick: bool,
+    /// Seconds instead of minutes: one round, tiny data sets and runs, for CI to check that
+    /// the harness still works (its numbers mean nothing).
+    #[arg(long, conflicts_with = "quick")]
+    smoke: bool,
     /// Scenarios to run, by number or name (comma-separated): 1 push, 2 latency, 3 scrape,
-    /// 4 memory, 5 startup, 6 tls, 7 persistence. Default: all.
+    /// 4 memory, 5 startup, 6 tls, 7 persistence, 8 fips, 9 limits, 10 cluster. Default: all.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Rounds per measurement (default: 3, quick: 1; start-up: at least 10, quick: 3).
@@ -62,6 +66,10 @@ struct RunArgs {
     /// Upstream's binary.
     #[arg(long, default_value = "/usr/bin/prometheus-pushgateway")]
     upstream: PathBuf,
+    /// Our FIPS build, for scenario 8; default: build it with `cargo build --release
+    /// --features fips` into target/fips (needs Go and CMake; a long build).
+    #[arg(long)]
+    fips: Option<PathBuf>,
     /// Where to write results.json, results.md and the servers' logs
     /// (default: target/pgbench/<date>-<time>/).
     #[arg(long)]
@@ -128,6 +136,9 @@ struct LoadArgs {
     /// Offer only X25519 (not the post-quantum hybrid) for the TLS key exchange.
     #[arg(long)]
     x25519_only: bool,
+    /// Offer only P-256 (secp256r1) for the TLS key exchange.
+    #[arg(long, conflicts_with = "x25519_only")]
+    p256_only: bool,
     /// user:password
     #[arg(long)]
     basic_auth: Option<String>,
@@ -214,6 +225,41 @@ fn build_ours(root: &Path) -> Result<PathBuf, String> {
     Ok(target.join("release").join("pushgateway"))
 }
 
+/// `cargo build --release --features fips` into its own target directory, so that the
+/// default build's artifacts stay as they are.
+fn build_fips(root: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("fips");
+    eprintln!(
+        "pgbench: cargo build --release --features fips (into {})",
+        target.display()
+    );
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--features",
+            "fips",
+            "-p",
+            "pushgateway",
+            "--bin",
+            "pushgateway",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "cargo build --release --features fips failed ({status})"
+        ));
+    }
+    Ok(target.join("release").join("pushgateway"))
+}
+
 fn git_description(root: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
@@ -265,6 +311,15 @@ fn run(rt: tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, String> {
     };
     let ours = Binary::new(Kind::Ours, ours_path)?;
     let upstream = Binary::new(Kind::Upstream, args.upstream.clone())?;
+    let fips = if selected.contains(&Scenario::Fips) {
+        let path = match &args.fips {
+            Some(p) => p.clone(),
+            None => build_fips(&root)?,
+        };
+        Some(Binary::new(Kind::Ours, path)?)
+    } else {
+        None
+    };
     let work_parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let work = tempfile::Builder::new()
         .prefix("pgbench-")
@@ -281,7 +336,7 @@ fn run(rt: tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, String> {
         root.join("target").join("pgbench").join(stamp)
     });
     std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
-    let settings = Settings::new(args.quick, args.rounds);
+    let settings = Settings::new(args.quick, args.smoke, args.rounds);
     let command = format!(
         "pgbench {}",
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
@@ -317,6 +372,9 @@ fn run(rt: tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, String> {
         errors: Vec::new(),
         load_average: Vec::new(),
     };
+    if let Some(f) = &fips {
+        eprintln!("pgbench: FIPS build {} ({})", f.path.display(), f.version);
+    }
     let mut runner = Runner::new(
         rt,
         ours,
@@ -325,7 +383,8 @@ fn run(rt: tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, String> {
         work.path().to_path_buf(),
         out,
         res,
-    )?;
+    )?
+    .with_fips(fips);
     runner.run(&selected);
     println!("{}", runner.res.markdown());
     eprintln!(
@@ -386,7 +445,14 @@ fn load_cmd(rt: tokio::runtime::Runtime, args: LoadArgs) -> Result<ExitCode, Str
             (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
             _ => None,
         };
-        let config = tls::client_config(ca, client, args.tls_resumption, args.x25519_only)?;
+        let kx = if args.x25519_only {
+            tls::Kx::X25519
+        } else if args.p256_only {
+            tls::Kx::P256
+        } else {
+            tls::Kx::Default
+        };
+        let config = tls::client_config(ca, client, args.tls_resumption, kx)?;
         target.tls = Some(tls::tls_target(config, host)?);
     }
     let method = Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())

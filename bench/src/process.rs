@@ -191,42 +191,11 @@ impl Gateway {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log = log_dir.join(format!("{label}.log"));
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| format!("opening {}: {e}", log.display()))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("opening {}: {e}", log.display()))?;
-        let mut cmd = Command::new(&bin.path);
-        cmd.arg(format!("--web.listen-address={addr}"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0);
-        // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        if let Ok(mut f) = File::options().append(true).open(&log) {
-            let _ = writeln!(
-                f,
-                "### pgbench: {} --web.listen-address={addr} {}",
-                bin.path.display(),
-                args.join(" ")
-            );
-        }
+        let mut all = vec![format!("--web.listen-address={addr}")];
+        all.extend_from_slice(args);
         let spawned = Instant::now();
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", bin.path.display()))?;
+        let child = spawn_child(&bin.path, &all, &log)?;
         let pid = child.id();
-        register(pid);
         Ok(Gateway {
             kind: bin.kind,
             label: label.to_string(),
@@ -256,6 +225,14 @@ impl Gateway {
                 ));
             }
             std::thread::sleep(Duration::from_micros(250));
+        }
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`): time passes for the process all at once, as
+    /// for a paused virtual machine.
+    pub fn pause(&self, paused: bool) {
+        if self.child.is_some() {
+            signal_pid(self.pid, if paused { libc::SIGSTOP } else { libc::SIGCONT });
         }
     }
 
@@ -380,28 +357,140 @@ impl Drop for Gateway {
     }
 }
 
-/// One `GET /-/ready` on a new connection; true on a 200 answer.
-fn probe_ready(addr: SocketAddr, deadline: Instant) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) else {
-        return false;
-    };
-    // The answer may wait for a restore that runs after the listener is bound.
+/// Starts `program` with `args`, its output appended to `log`, in its own process group, killed
+/// when the harness dies, and registered for [`abort_all`].
+fn spawn_child(program: &Path, args: &[String], log: &Path) -> Result<Child, String> {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("opening {}: {e}", log.display()))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| format!("opening {}: {e}", log.display()))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    if let Ok(mut f) = File::options().append(true).open(log) {
+        let _ = writeln!(f, "### pgbench: {} {}", program.display(), args.join(" "));
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", program.display()))?;
+    register(child.id());
+    Ok(child)
+}
+
+/// A NATS server of the cluster scenario (Debian's `nats-server`), stopped on every path out
+/// like a gateway.
+pub struct NatsServer {
+    pub label: String,
+    /// Client port.
+    pub port: u16,
+    monitor: SocketAddr,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts `nats-server -c config`; `monitor` is its HTTP monitoring address.
+    pub fn spawn(
+        label: &str,
+        config: &Path,
+        port: u16,
+        monitor: SocketAddr,
+        log_dir: &Path,
+    ) -> Result<NatsServer, String> {
+        let log = log_dir.join(format!("{label}.log"));
+        let args = vec!["-c".to_string(), config.display().to_string()];
+        let child = spawn_child(Path::new("nats-server"), &args, &log)?;
+        Ok(NatsServer {
+            label: label.to_string(),
+            port,
+            monitor,
+            log,
+            child: Some(child),
+        })
+    }
+
+    /// Waits until the server reports itself healthy with JetStream up.
+    pub fn wait_healthy(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if http_status(self.monitor, "/healthz?js-enabled-only=true", deadline) == Some(200) {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                unregister(child.id());
+                self.child = None;
+                return Err(format!(
+                    "{} exited ({status}); see {}",
+                    self.label,
+                    self.log.display()
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} not healthy after {timeout:?}; see {}",
+                    self.label,
+                    self.log.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal_pid(child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            unregister(child.id());
+        }
+    }
+}
+
+/// The status code of one `GET path` on a new connection.
+fn http_status(addr: SocketAddr, path: &str, deadline: Instant) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()?;
     let wait = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(10));
     let _ = s.set_read_timeout(Some(wait));
     let _ = s.set_nodelay(true);
-    let req = format!("GET /-/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
     let mut buf = [0u8; 12];
     let mut got = 0;
     while got < buf.len() {
         match s.read(&mut buf[got..]) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(n) => got += n,
         }
     }
-    &buf == b"HTTP/1.1 200"
+    std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()
+}
+
+/// One `GET /-/ready` on a new connection; true on a 200 answer. The answer may wait for a
+/// restore that runs after the listener is bound.
+fn probe_ready(addr: SocketAddr, deadline: Instant) -> bool {
+    http_status(addr, "/-/ready", deadline) == Some(200)
 }

@@ -19,6 +19,10 @@ use crate::report::{Better, Metric, Results};
 use crate::tls::{self, CertFiles, WebConfig};
 use crate::workload::{self, SERIES_PER_GROUP};
 
+mod cluster;
+mod fips;
+mod limits;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
@@ -29,10 +33,13 @@ pub enum Scenario {
     Startup,
     Tls,
     Persistence,
+    Fips,
+    Limits,
+    Cluster,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Push,
         Scenario::Latency,
         Scenario::Scrape,
@@ -40,6 +47,9 @@ impl Scenario {
         Scenario::Startup,
         Scenario::Tls,
         Scenario::Persistence,
+        Scenario::Fips,
+        Scenario::Limits,
+        Scenario::Cluster,
     ];
 
     pub fn parse(s: &str) -> Result<Scenario, String> {
@@ -50,7 +60,7 @@ impl Scenario {
             }
         }
         Err(format!(
-            "unknown scenario {s:?}; use 1-7 or push, latency, scrape, memory, startup, tls, persistence"
+            "unknown scenario {s:?}; use 1-10 or push, latency, scrape, memory, startup, tls, persistence, fips, limits, cluster"
         ))
     }
 
@@ -63,6 +73,9 @@ impl Scenario {
             Scenario::Startup => "startup",
             Scenario::Tls => "tls",
             Scenario::Persistence => "persistence",
+            Scenario::Fips => "fips",
+            Scenario::Limits => "limits",
+            Scenario::Cluster => "cluster",
         }
     }
 }
@@ -71,6 +84,7 @@ impl Scenario {
 #[derive(Clone, Debug, Serialize)]
 pub struct Settings {
     pub quick: bool,
+    pub smoke: bool,
     /// Rounds of the throughput scenarios (1, 6, 7).
     pub rounds: usize,
     /// Rounds of the scenarios on stored data (2, 3) and of the restore measurement.
@@ -89,14 +103,48 @@ pub struct Settings {
     pub scrape_groups: Vec<u64>,
     pub memory_groups: Vec<u64>,
     pub restore_groups: u64,
+    /// 8: groups (× 20 series) of the scrape over mTLS.
+    pub fips_scrape_groups: u64,
+    /// 9: groups (× 20 series) stored while pushes with and without limits are measured, and
+    /// groups (of 3 series) that expire in one sweep.
+    pub limits_groups: u64,
+    pub expiry_groups: u64,
+    /// 10: groups (× 20 series) in the bucket a new cluster replica catches up with.
+    pub cluster_groups: u64,
     pub request_timeout_s: f64,
 }
 
 impl Settings {
-    pub fn new(quick: bool, rounds: Option<usize>) -> Settings {
-        let mut s = if quick {
+    pub fn new(quick: bool, smoke: bool, rounds: Option<usize>) -> Settings {
+        let mut s = if smoke {
             Settings {
                 quick,
+                smoke,
+                rounds: 1,
+                stored_rounds: 1,
+                startup_rounds: 1,
+                clients: 8,
+                push_duration_s: 0.3,
+                short_duration_s: 0.3,
+                warmup_s: 0.1,
+                latency_requests: 50,
+                latency_duration_s: 0.5,
+                scrape_repeats: 2,
+                scrape_budget_s: 1.0,
+                latency_groups: vec![0, 50],
+                scrape_groups: vec![50],
+                memory_groups: vec![50],
+                restore_groups: 50,
+                fips_scrape_groups: 50,
+                limits_groups: 50,
+                expiry_groups: 200,
+                cluster_groups: 50,
+                request_timeout_s: 60.0,
+            }
+        } else if quick {
+            Settings {
+                quick,
+                smoke,
                 rounds: 1,
                 stored_rounds: 1,
                 startup_rounds: 3,
@@ -112,11 +160,16 @@ impl Settings {
                 scrape_groups: vec![100, 1_000, 5_000],
                 memory_groups: vec![500, 5_000],
                 restore_groups: 5_000,
+                fips_scrape_groups: 1_000,
+                limits_groups: 5_000,
+                expiry_groups: 10_000,
+                cluster_groups: 5_000,
                 request_timeout_s: 120.0,
             }
         } else {
             Settings {
                 quick,
+                smoke,
                 rounds: 3,
                 stored_rounds: 3,
                 startup_rounds: 10,
@@ -132,6 +185,10 @@ impl Settings {
                 scrape_groups: vec![1_000, 10_000, 50_000],
                 memory_groups: vec![5_000, 50_000],
                 restore_groups: 50_000,
+                fips_scrape_groups: 10_000,
+                limits_groups: 50_000,
+                expiry_groups: 100_000,
+                cluster_groups: 50_000,
                 request_timeout_s: 300.0,
             }
         };
@@ -148,6 +205,8 @@ pub struct Runner {
     rt: tokio::runtime::Runtime,
     ours: Binary,
     upstream: Binary,
+    /// Our FIPS build (scenario 8).
+    fips: Option<Binary>,
     s: Settings,
     work: PathBuf,
     logs: PathBuf,
@@ -216,6 +275,7 @@ impl Runner {
             rt,
             ours,
             upstream,
+            fips: None,
             s,
             work,
             logs,
@@ -228,6 +288,12 @@ impl Runner {
             started: Instant::now(),
             label_seq: 0,
         })
+    }
+
+    /// Our FIPS build, for scenario 8.
+    pub fn with_fips(mut self, fips: Option<Binary>) -> Runner {
+        self.fips = fips;
+        self
     }
 
     fn say(&self, msg: impl AsRef<str>) {
@@ -268,9 +334,23 @@ impl Runner {
         target: &Target,
         auth: Option<HeaderValue>,
     ) -> Result<(Gateway, Target), String> {
+        let bin = self.bin(kind).clone();
+        self.start_secure_bin(&bin, kind.name(), what, args, target, auth)
+    }
+
+    /// [`Runner::start_secure`] for a given binary (`name` tells it apart in the logs).
+    fn start_secure_bin(
+        &mut self,
+        bin: &Binary,
+        name: &str,
+        what: &str,
+        args: &[String],
+        target: &Target,
+        auth: Option<HeaderValue>,
+    ) -> Result<(Gateway, Target), String> {
         self.label_seq += 1;
-        let label = format!("{:03}-{what}-{}", self.label_seq, kind.name());
-        let mut gw = Gateway::spawn(self.bin(kind), &label, args, &self.logs)?;
+        let label = format!("{:03}-{what}-{name}", self.label_seq);
+        let mut gw = Gateway::spawn(bin, &label, args, &self.logs)?;
         let target = Target {
             addr: gw.addr,
             tls: target.tls.clone(),
@@ -307,12 +387,25 @@ impl Runner {
 
     /// The push load of scenarios 1, 6 and 7: each client PUTs 60-line bodies to its own group.
     fn push_spec(&self, target: Target, conn: ConnMode, duration: f64) -> LoadSpec {
+        self.push_spec_from(target, conn, duration, self.s.clients, 0)
+    }
+
+    /// [`Runner::push_spec`] with `clients` clients, writing the groups of clients `first`,
+    /// `first + 1`, ...
+    fn push_spec_from(
+        &self,
+        target: Target,
+        conn: ConnMode,
+        duration: f64,
+        clients: usize,
+        first: usize,
+    ) -> LoadSpec {
         let bodies: Arc<Vec<Bytes>> = Arc::new((0..16).map(workload::push_body).collect());
         let paths: Arc<Vec<String>> =
-            Arc::new((0..self.s.clients).map(workload::push_path).collect());
+            Arc::new((first..first + clients).map(workload::push_path).collect());
         let mut spec = LoadSpec::new(
             target,
-            self.s.clients,
+            clients,
             Arc::new(move |client, seq| {
                 RequestSpec::put(
                     paths[client % paths.len()].clone(),
@@ -324,6 +417,22 @@ impl Runner {
         spec.duration = Some(Duration::from_secs_f64(duration));
         spec.timeout = self.timeout();
         spec
+    }
+
+    /// Starts a gateway with `args`, measures the push load on it for `duration` seconds
+    /// (see [`Runner::measure`]) and stops it.
+    fn push_once(
+        &mut self,
+        kind: Kind,
+        what: &str,
+        args: &[String],
+        duration: f64,
+    ) -> Result<(LoadReport, Option<f64>), String> {
+        let gw = self.start(kind, what, args)?;
+        let spec = self.push_spec(Target::plain(gw.addr), ConnMode::KeepAlive, duration);
+        let measured = self.measure(&gw, spec);
+        gw.stop(Duration::from_secs(60))?;
+        Ok(measured)
     }
 
     /// Warm-up (discarded), then the measured run; also returns the server's CPU time during
@@ -368,11 +477,21 @@ impl Runner {
 
     /// Pushes `groups` groups of 20 series, 32 clients; every push must succeed.
     fn fill(&self, gw: &Gateway, groups: u64) -> Result<LoadReport, String> {
+        self.fill_target(gw, &Target::plain(gw.addr), groups)
+    }
+
+    /// [`Runner::fill`] through `target` (TLS, or another gateway sharing the store).
+    fn fill_target(
+        &self,
+        gw: &Gateway,
+        target: &Target,
+        groups: u64,
+    ) -> Result<LoadReport, String> {
         if groups == 0 {
             return Ok(LoadReport::default());
         }
         let mut spec = LoadSpec::new(
-            Target::plain(gw.addr),
+            target.clone(),
             self.s.clients,
             Arc::new(|_, seq| RequestSpec::put(workload::load_path(seq), workload::load_body(seq))),
         );
@@ -467,6 +586,9 @@ impl Runner {
                 Scenario::Startup => self.startup(),
                 Scenario::Tls => self.tls(),
                 Scenario::Persistence => self.persistence(),
+                Scenario::Fips => self.fips(),
+                Scenario::Limits => self.limits(),
+                Scenario::Cluster => self.cluster(),
             };
             if let Err(e) = result {
                 self.error(format!("scenario {}: {e}", sc.name()));
@@ -509,14 +631,12 @@ impl Runner {
         );
         for round in 0..self.s.rounds {
             for kind in [Kind::Ours, Kind::Upstream] {
-                let gw = self.start(kind, "push", &Self::no_persistence())?;
-                let spec = self.push_spec(
-                    Target::plain(gw.addr),
-                    ConnMode::KeepAlive,
+                let (r, cpu) = self.push_once(
+                    kind,
+                    "push",
+                    &Self::no_persistence(),
                     self.s.push_duration_s,
-                );
-                let (r, cpu) = self.measure(&gw, spec);
-                gw.stop(Duration::from_secs(30))?;
+                )?;
                 self.say(format!("  round {round} {}: {}", kind.name(), r.line()));
                 let d = measured_json(&r, cpu);
                 self.res
@@ -876,7 +996,6 @@ impl Runner {
     fn scrapes(&mut self, g: u64, ours: &mut Gateway, up: &mut Gateway) -> Result<(), String> {
         let n = series_label(g);
         let sc = "3. Scrape";
-        let timeout = self.timeout();
         for round in 0..self.s.stored_rounds {
             for kind in [Kind::Ours, Kind::Upstream] {
                 for gzip in [false, true] {
@@ -888,32 +1007,11 @@ impl Runner {
                     };
                     let target = Target::plain(gw.addr);
                     let enc = if gzip { "gzip" } else { "plain" };
-                    // A change: the next scrape cannot be served from a cache.
-                    let change = self.rt.block_on(load::fetch(
-                        &target,
-                        None,
-                        RequestSpec::put(workload::CHANGE_PATH, workload::small_body(round as u64)),
-                        timeout,
-                    ));
+                    let (first, repeated, change) = self.scrape_pair(&target, gzip, round as u64);
                     let mut failures = u64::from(change.is_err());
                     if let Err(e) = change {
                         self.error(format!("change push to {} failed: {e}", gw.label));
                     }
-                    let scrape = move |_: usize, _: u64| {
-                        let r = RequestSpec::get("/metrics");
-                        if gzip {
-                            r.with_header(ACCEPT_ENCODING, "gzip")
-                        } else {
-                            r
-                        }
-                    };
-                    let mut spec = LoadSpec::new(target.clone(), 1, Arc::new(scrape));
-                    spec.timeout = timeout;
-                    spec.max_requests = Some(1);
-                    let first = self.run_load(spec.clone());
-                    spec.max_requests = Some(self.s.scrape_repeats);
-                    spec.duration = Some(Duration::from_secs_f64(self.s.scrape_budget_s));
-                    let repeated = self.run_load(spec);
                     gw.check_alive()?;
                     let want = if gzip { "gzip" } else { "identity" };
                     for r in [&first, &repeated] {
@@ -989,6 +1087,39 @@ impl Runner {
                 .into(),
         );
         Ok(())
+    }
+
+    /// A change (a small PUT, so that the next scrape cannot be served from a cache), the
+    /// first scrape after it, and repeated scrapes of the unchanged store, through `target`.
+    fn scrape_pair(
+        &self,
+        target: &Target,
+        gzip: bool,
+        variant: u64,
+    ) -> (LoadReport, LoadReport, Result<Bytes, String>) {
+        let timeout = self.timeout();
+        let change = self.rt.block_on(load::fetch(
+            target,
+            None,
+            RequestSpec::put(workload::CHANGE_PATH, workload::small_body(variant)),
+            timeout,
+        ));
+        let scrape = move |_: usize, _: u64| {
+            let r = RequestSpec::get("/metrics");
+            if gzip {
+                r.with_header(ACCEPT_ENCODING, "gzip")
+            } else {
+                r
+            }
+        };
+        let mut spec = LoadSpec::new(target.clone(), 1, Arc::new(scrape));
+        spec.timeout = timeout;
+        spec.max_requests = Some(1);
+        let first = self.run_load(spec.clone());
+        spec.max_requests = Some(self.s.scrape_repeats);
+        spec.duration = Some(Duration::from_secs_f64(self.s.scrape_budget_s));
+        let repeated = self.run_load(spec);
+        (first, repeated, change)
     }
 
     // ---- 5. Start-up ----
@@ -1073,7 +1204,7 @@ impl Runner {
             label: &'static str,
             web: WebConfig,
             conn: ConnMode,
-            x25519_only: bool,
+            kx: tls::Kx,
         }
         let tls_only = WebConfig {
             tls: true,
@@ -1094,49 +1225,49 @@ impl Runner {
                 label: "HTTP, keep-alive (baseline)",
                 web: WebConfig::default(),
                 conn: ConnMode::KeepAlive,
-                x25519_only: false,
+                kx: tls::Kx::Default,
             },
             Variant {
                 key: "https_keepalive",
                 label: "HTTPS, keep-alive",
                 web: tls_only.clone(),
                 conn: ConnMode::KeepAlive,
-                x25519_only: false,
+                kx: tls::Kx::Default,
             },
             Variant {
                 key: "https_newconn",
                 label: "HTTPS, new connection per request (full handshake)",
                 web: tls_only.clone(),
                 conn: ConnMode::PerRequest,
-                x25519_only: false,
+                kx: tls::Kx::Default,
             },
             Variant {
                 key: "https_newconn_x25519",
                 label: "HTTPS, new connection per request, client offers X25519 only",
                 web: tls_only,
                 conn: ConnMode::PerRequest,
-                x25519_only: true,
+                kx: tls::Kx::X25519,
             },
             Variant {
                 key: "mtls_keepalive",
                 label: "mTLS, keep-alive",
                 web: mtls.clone(),
                 conn: ConnMode::KeepAlive,
-                x25519_only: false,
+                kx: tls::Kx::Default,
             },
             Variant {
                 key: "mtls_newconn",
                 label: "mTLS, new connection per request",
                 web: mtls,
                 conn: ConnMode::PerRequest,
-                x25519_only: false,
+                kx: tls::Kx::Default,
             },
             Variant {
                 key: "basic_keepalive",
                 label: "HTTP + basic auth (bcrypt cost 10), keep-alive",
                 web: basic,
                 conn: ConnMode::KeepAlive,
-                x25519_only: false,
+                kx: tls::Kx::Default,
             },
         ];
         let mut negotiated: BTreeMap<(String, &'static str), String> = BTreeMap::new();
@@ -1162,7 +1293,7 @@ impl Runner {
                         .web
                         .client_certs
                         .then_some((certs.client_cert.as_path(), certs.client_key.as_path()));
-                    let config = tls::client_config(&certs.ca_cert, client, false, v.x25519_only)?;
+                    let config = tls::client_config(&certs.ca_cert, client, false, v.kx)?;
                     target_tls = Some(tls::tls_target(config, "localhost")?);
                 }
                 let auth = v.web.basic_auth.as_ref().map(|_| auth_value.clone());
@@ -1260,14 +1391,12 @@ impl Runner {
                 if mode == "nolog" {
                     args.push("--no-persistence.log".to_string());
                 }
-                let gw = self.start(kind, &format!("persist-{mode}"), &args)?;
-                let spec = self.push_spec(
-                    Target::plain(gw.addr),
-                    ConnMode::KeepAlive,
+                let (r, cpu) = self.push_once(
+                    kind,
+                    &format!("persist-{mode}"),
+                    &args,
                     self.s.short_duration_s,
-                );
-                let (r, cpu) = self.measure(&gw, spec);
-                gw.stop(Duration::from_secs(60))?;
+                )?;
                 self.say(format!(
                     "  {mode} round {round} {}: {}",
                     kind.name(),
@@ -1342,6 +1471,15 @@ impl Runner {
             "MiB",
             Better::Lower,
         );
+        let import_hwm = Metric::new(
+            sc,
+            &format!("restore.g{g}.import_hwm"),
+            &format!(
+                "peak memory (VmHWM) of ours importing upstream's file of {n} series vs upstream restoring it"
+            ),
+            "MiB",
+            Better::Lower,
+        );
         for round in 0..self.s.stored_rounds {
             let runs: [(Kind, &str, &Path, Vec<&Metric>); 3] = [
                 (Kind::Ours, "own", &ours_file, vec![&own]),
@@ -1386,6 +1524,10 @@ impl Runner {
                     self.res
                         .record(&cpu_metric, kind, round, ms(cpu), 0, d.clone());
                 }
+                if kind == Kind::Upstream || mode == "import" {
+                    self.res
+                        .record(&import_hwm, kind, round, m.hwm_mib(), 0, d.clone());
+                }
                 if mode == "own" {
                     self.res.record(&rss, kind, round, m.rss_mib(), 0, d);
                 }
@@ -1427,7 +1569,7 @@ impl Runner {
             };
             out.push(T {
                 goal: format!(
-                    "push p99 with {} series ≤ 2× the p99 with an empty store",
+                    "push p99 with {} series ≤ 1.5× the p99 with an empty store",
                     series_label(big)
                 ),
                 measured: format!(
@@ -1436,7 +1578,7 @@ impl Runner {
                     fx(empty),
                     r
                 ),
-                met: Some(r <= 2.0),
+                met: Some(r <= 1.5),
             });
         }
         if let (Some(a), Some(b)) = (o("push.ok_per_s"), u("push.ok_per_s")) {
@@ -1490,16 +1632,27 @@ impl Runner {
                     }
                 }
             }
+            let key = format!("scrape.g{g}.gzip.size");
+            if let (Some(a), Some(b)) = (o(&key), u(&key)) {
+                out.push(T {
+                    goal: format!(
+                        "gzip scrape of {} series ≤ 1.1× upstream's bytes",
+                        series_label(*g)
+                    ),
+                    measured: format!("{} vs {} KiB = {:.2}×", fx(a), fx(b), a / b),
+                    met: Some(a / b <= 1.1),
+                });
+            }
         }
         let gm = *self.s.memory_groups.iter().max().unwrap_or(&0);
         if let Some(b) = o(&format!("memory.g{gm}.bytes_per_series")) {
             out.push(T {
                 goal: format!(
-                    "memory ≤ 280 bytes per series at {} series (VmRSS / series)",
+                    "memory ≤ 150 bytes per series at {} series (VmRSS / series)",
                     series_label(gm)
                 ),
                 measured: format!("{} bytes", fx(b)),
-                met: Some(b <= 280.0),
+                met: Some(b <= 150.0),
             });
         }
         if let Some(t) = o("startup.ready_ms") {
@@ -1512,11 +1665,49 @@ impl Runner {
         let gr = self.s.restore_groups;
         if let Some(t) = o(&format!("restore.g{gr}.own")) {
             out.push(T {
-                goal: format!("restore of {} series < 1 s", series_label(gr)),
+                goal: format!("restore of {} series ≤ 1 s", series_label(gr)),
                 measured: format!("{} ms", fx(t)),
-                met: Some(t < 1000.0),
+                met: Some(t <= 1000.0),
             });
         }
+        if let (Some(a), Some(b)) = (
+            o(&format!("restore.g{gr}.rss")),
+            o(&format!("memory.g{gr}.rss")),
+        ) {
+            out.push(T {
+                goal: format!(
+                    "VmRSS after restoring {} series ≤ after pushing them live",
+                    series_label(gr)
+                ),
+                measured: format!("{} vs {} MiB", fx(a), fx(b)),
+                met: Some(a <= b),
+            });
+        }
+        if let (Some(a), Some(b)) = (
+            o(&format!("restore.g{gr}.import")),
+            u(&format!("restore.g{gr}.import")),
+        ) {
+            out.push(T {
+                goal: format!(
+                    "import of upstream's file of {} series faster than upstream's own restore of it",
+                    series_label(gr)
+                ),
+                measured: format!("{} vs {} ms = {:.2}×", fx(a), fx(b), a / b),
+                met: Some(a < b),
+            });
+        }
+        if let (Some(a), Some(b)) = (
+            o(&format!("restore.g{gr}.import_hwm")),
+            u(&format!("restore.g{gr}.import_hwm")),
+        ) {
+            out.push(T {
+                goal: "peak memory (VmHWM) of that import ≤ half of upstream's restore".into(),
+                measured: format!("{} vs {} MiB = {:.2}×", fx(a), fx(b), a / b),
+                met: Some(a <= b / 2.0),
+            });
+        }
+        self.fips_targets(&mut out);
+        self.limits_targets(&mut out);
         self.res.targets = out;
     }
 }

@@ -106,15 +106,25 @@ impl WebConfig {
     }
 }
 
+/// The key exchange groups a client offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kx {
+    /// rustls's defaults: the post-quantum hybrid X25519MLKEM768 first, then X25519, P-256, P-384.
+    Default,
+    /// Only the classic X25519.
+    X25519,
+    /// Only P-256 (secp256r1), what a FIPS server picks: the same curve on both builds.
+    P256,
+}
+
 /// A TLS client trusting `ca_file`, with an optional client certificate. Session resumption
 /// is off unless asked for, so a new connection costs a full handshake (as for a batch job
-/// that runs once). `x25519_only` offers only the classic X25519 key exchange (rustls offers
-/// the post-quantum hybrid X25519MLKEM768 first by default).
+/// that runs once). `kx` chooses the key exchange groups offered.
 pub fn client_config(
     ca_file: &Path,
     client: Option<(&Path, &Path)>,
     resumption: bool,
-    x25519_only: bool,
+    kx: Kx,
 ) -> Result<Arc<ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca_file)
@@ -126,8 +136,10 @@ pub fn client_config(
             .map_err(|e| format!("CA certificate {}: {e}", ca_file.display()))?;
     }
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    if x25519_only {
-        provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519];
+    match kx {
+        Kx::Default => {}
+        Kx::X25519 => provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519],
+        Kx::P256 => provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::SECP256R1],
     }
     let provider = Arc::new(provider);
     let builder = ClientConfig::builder_with_provider(provider)
