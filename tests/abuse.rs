@@ -655,6 +655,13 @@ async fn floods_of_dense_bodies_are_parsed_in_turn() {
         i += 1;
     }
     let dense = Bytes::from(dense);
+    // What one client pushing such bodies in turn leaves resident: the stored group, and what
+    // the allocator keeps of the parses it freed (about 40 MiB over the baseline here).
+    for _ in 0..3 {
+        let answer = flood_push(addr, "/metrics/job/dense", &[], dense.clone()).await;
+        assert_eq!(answer.map(|(status, _)| status), Some(200));
+    }
+    let one_at_a_time = usage(pid).rss_bytes;
     let stop = Instant::now() + Duration::from_secs(8);
     let mut attackers = JoinSet::new();
     for _ in 0..CLIENTS {
@@ -689,15 +696,18 @@ async fn floods_of_dense_bodies_are_parsed_in_turn() {
     }
     let most_rss = sampler.await.expect("sampler");
     println!(
-        "ABUSE dense body flood: {i} series per push, {ok} accepted, {busy} refused with 503; resident memory at most {} MiB (baseline {} MiB, --push.max-buffered-size=8MiB, --push.max-body-size=1MiB)",
+        "ABUSE dense body flood: {i} series per push, {ok} accepted, {busy} refused with 503; resident memory at most {} MiB (baseline {} MiB, {} MiB after pushes one at a time, --push.max-buffered-size=8MiB, --push.max-body-size=1MiB)",
         most_rss >> 20,
-        baseline.rss_bytes >> 20
+        baseline.rss_bytes >> 20,
+        one_at_a_time >> 20
     );
     assert!(ok > 0, "nothing accepted");
-    // The buffered bodies, one body being parsed (about 20 times its size), and the group as
-    // stored twice over while a push replaces it.
+    // Over pushes one at a time: the buffered bodies, and at most one more parse under way
+    // (about 25 times the body). Twelve bodies parsed side by side would take over 200 MiB more.
+    // (An absolute budget over the baseline failed by a MiB on a CI machine: the allocator's
+    // retained memory varies with the machine, so the reference is measured here.)
     assert!(
-        most_rss < baseline.rss_bytes + (8 << 20) + 25 * (1 << 20) + 2 * (10 << 20),
+        most_rss < one_at_a_time + (8 << 20) + 25 * (1 << 20),
         "resident memory reached {} MiB",
         most_rss >> 20
     );
