@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::nats::NatsCluster;
 use common::process::{GatewayProcess, http};
-use common::{job_values, series_value, wait_until};
+use common::{job_values, lost_pushes, series_value, wait_until};
 use serde_json::Value;
 
 /// Gateway replicas on one NATS cluster.
@@ -173,12 +173,7 @@ impl Storm {
 /// Every acknowledged push is served by every running replica.
 fn assert_all_present(replicas: &Replicas, acknowledged: &BTreeMap<String, u64>, context: &str) {
     let scrape = converged(replicas, Duration::from_secs(15));
-    let found = job_values(&scrape);
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|(job, value)| found.get(*job) != Some(value))
-        .map(|(job, _)| job)
-        .collect();
+    let lost = lost_pushes(acknowledged, &scrape);
     assert!(
         lost.is_empty(),
         "{context}: acknowledged pushes lost: {lost:?}"

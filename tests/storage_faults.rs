@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::faults::{Faults, Tmpfs};
 use common::process::{GatewayProcess, http};
-use common::{job_values, series_value, wait_until};
+use common::{job_values, lost_pushes, series_value, wait_until};
 
 /// What the pushers were told, by group.
 #[derive(Default)]
@@ -107,12 +107,7 @@ impl Pushers {
 /// Every acknowledged push is in the scrape with its value; no refused one is.
 fn check_outcomes(exposition: &str, outcomes: &Outcomes, context: &str) -> (usize, usize) {
     let found = job_values(exposition);
-    let lost: Vec<&String> = outcomes
-        .acknowledged
-        .iter()
-        .filter(|(job, value)| found.get(*job) != Some(value))
-        .map(|(job, _)| job)
-        .collect();
+    let lost = lost_pushes(&outcomes.acknowledged, exposition);
     assert!(
         lost.is_empty(),
         "{context}: {} acknowledged pushes lost: {lost:?}",

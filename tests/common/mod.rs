@@ -293,6 +293,19 @@ pub fn job_values(scrape: &str) -> std::collections::BTreeMap<String, u64> {
         .collect()
 }
 
+/// The acknowledged pushes (job → value) that a scrape does not serve with their value.
+pub fn lost_pushes<'a>(
+    acknowledged: &'a std::collections::BTreeMap<String, u64>,
+    scrape: &str,
+) -> Vec<&'a String> {
+    let found = job_values(scrape);
+    acknowledged
+        .iter()
+        .filter(|(job, value)| found.get(*job) != Some(value))
+        .map(|(job, _)| job)
+        .collect()
+}
+
 pub mod abuse;
 pub mod faults;
 pub mod nats;
