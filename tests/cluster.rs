@@ -92,10 +92,17 @@ fn converged(replicas: &Replicas, limit: Duration) -> String {
         if scrapes.windows(2).all(|w| w[0] == w[1]) {
             return scrapes.into_iter().next().unwrap_or_default();
         }
-        assert!(
-            started.elapsed() < limit,
-            "replicas did not converge within {limit:?}"
-        );
+        if started.elapsed() >= limit {
+            let states: Vec<String> = replicas
+                .running()
+                .zip(&scrapes)
+                .map(|(g, scrape)| format!("{} series:\n{}", scrape.lines().count(), g.log()))
+                .collect();
+            panic!(
+                "replicas did not converge within {limit:?}:\n{}",
+                states.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -61,6 +61,15 @@ impl NatsCluster {
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");
+        // A name of its own for each cluster: tests run side by side and a killed server's
+        // port may be handed to another test's server, whose routes would otherwise join the
+        // two clusters into one (same cluster and server names, two buckets).
+        static CLUSTERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "pg-{}-{}",
+            std::process::id(),
+            CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<String> = cluster_ports
             .iter()
@@ -75,7 +84,7 @@ impl NatsCluster {
             std::fs::write(
                 &config,
                 format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{client_port}\nhttp: 127.0.0.1:{monitor_port}\n{tls}\njetstream {{ store_dir: \"{}\", max_memory_store: 64MB, max_file_store: 1GB }}\ncluster {{ name: pg, listen: 127.0.0.1:{cluster_port}, routes: [{}] }}\n",
+                    "server_name: {name}-n{i}\nlisten: 127.0.0.1:{client_port}\nhttp: 127.0.0.1:{monitor_port}\n{tls}\njetstream {{ store_dir: \"{}\", max_memory_store: 64MB, max_file_store: 1GB }}\ncluster {{ name: {name}, listen: 127.0.0.1:{cluster_port}, routes: [{}] }}\n",
                     store.display(),
                     routes.join(", ")
                 ),
