@@ -13,7 +13,9 @@
 //!   answered with success, since a quorum keeps it);
 //! - every replica applies the bucket's changes in the bucket's order from one watch, so all
 //!   views converge; clashes between groups written at the same moment through different
-//!   replicas are settled the same way everywhere (see the view's replicated module).
+//!   replicas are settled the same way everywhere (see the view's replicated module); a watch
+//!   that fails, or stays silent while the bucket is ahead of the view, is resumed after the
+//!   last revision applied.
 //!
 //! A replica is ready (`/-/ready`) only once its view has caught up with the bucket, after
 //! start-up and after every reconnect. Without NATS, changes get 503 after the timeout and
@@ -41,6 +43,10 @@ use crate::telemetry::{self, Telemetry};
 const MONITOR_INTERVAL: Duration = Duration::from_secs(1);
 /// How long to wait before trying again after NATS failed a request.
 const BACKOFF: Duration = Duration::from_millis(250);
+/// How long the view may stay behind the bucket without applying anything before the watch is
+/// resumed: a watch whose consumer was lost with a server (a partition, a restart of the whole
+/// cluster) can stay silent without ever failing, and the replica would never catch up.
+const STALL_LIMIT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -75,6 +81,8 @@ pub struct Cluster {
     current_at: Mutex<Instant>,
     /// Wakes the monitor at once (after a reconnect).
     recheck: Notify,
+    /// Tells the watch to start again after the last revision applied (it stalled).
+    resume_watch: Notify,
 }
 
 /// The NATS client and the bucket.
@@ -118,6 +126,7 @@ impl Cluster {
             waiting_since: Mutex::new(Some(Instant::now())),
             current_at: Mutex::new(Instant::now()),
             recheck: Notify::new(),
+            resume_watch: Notify::new(),
         }))
     }
 
@@ -268,13 +277,21 @@ impl Cluster {
                 }
             };
             first = false;
-            while let Some(entry) = entries.next().await {
+            loop {
+                let entry = tokio::select! {
+                    entry = entries.next() => entry,
+                    () = self.resume_watch.notified() => {
+                        tracing::warn!(applied_revision = self.view.applied_revision(), "the watch of the NATS key-value bucket stalled behind the bucket; resuming");
+                        break;
+                    }
+                };
                 match entry {
-                    Ok(entry) => self.apply(entry),
-                    Err(err) => {
+                    Some(Ok(entry)) => self.apply(entry),
+                    Some(Err(err)) => {
                         tracing::warn!(err = %err, "the watch of the NATS key-value bucket failed; resuming");
                         break;
                     }
+                    None => break,
                 }
             }
             tokio::time::sleep(BACKOFF).await;
@@ -330,11 +347,25 @@ impl Cluster {
     /// Every second (and at once after a reconnect): compares the view with the bucket, and
     /// reports connection, lag and view age.
     async fn monitor(self: Arc<Self>, bucket: kv::Store) {
+        // The revision applied when the view was first seen behind the bucket, and when.
+        let mut behind: Option<(u64, Instant)> = None;
         loop {
             if self.connected() {
                 match self.last_revision(&bucket).await {
                     Ok(last) => {
                         let applied = self.view.applied_revision();
+                        behind = match behind {
+                            _ if applied >= last => None,
+                            Some((at, since)) if at == applied => {
+                                if since.elapsed() >= STALL_LIMIT {
+                                    self.resume_watch.notify_one();
+                                    None
+                                } else {
+                                    Some((at, since))
+                                }
+                            }
+                            _ => Some((applied, Instant::now())),
+                        };
                         self.telemetry.set(
                             telemetry::CLUSTER_REVISION_LAG,
                             &[],
