@@ -30,6 +30,7 @@ impl Replicas {
             format!("--store.nats.url={}", nats.urls()),
             "--web.enable-admin-api".to_string(),
         ];
+        args.extend(nats.client_args().iter().cloned());
         if !extra.iter().any(|a| a.starts_with("--store.nats.timeout")) {
             args.push("--store.nats.timeout=3s".to_string());
         }

@@ -14,6 +14,10 @@ pub struct NatsCluster {
     servers: Vec<NatsServer>,
     /// TLS settings added to every server's configuration.
     tls: String,
+    /// What a gateway needs to connect beyond `--store.nats.url` (the CA in FIPS builds).
+    client_args: Vec<String>,
+    /// The certificates of FIPS builds' servers, kept while the cluster runs.
+    _certificates: Option<super::tls::Setup>,
 }
 
 struct NatsServer {
@@ -42,8 +46,28 @@ fn free_port() -> u16 {
 impl NatsCluster {
     /// Three clustered servers with JetStream, or `None` (with a message) without
     /// `nats-server`.
+    /// A FIPS build connects to NATS only over TLS, so there the servers serve TLS (with a
+    /// certificate from a test CA, no client certificates) and [`NatsCluster::client_args`]
+    /// names the CA.
     pub fn start() -> Option<NatsCluster> {
-        Self::start_with_tls("")
+        if !cfg!(feature = "fips") {
+            return Self::start_with_tls("");
+        }
+        let setup = super::tls::Setup::new();
+        let tls = format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+            setup.path("server.crt"),
+            setup.path("server.key")
+        );
+        let mut cluster = Self::start_with_tls(&tls)?;
+        cluster.client_args = vec![format!("--store.nats.tls.ca-file={}", setup.path("ca.crt"))];
+        cluster._certificates = Some(setup);
+        Some(cluster)
+    }
+
+    /// Flags a gateway needs beside `--store.nats.url` to connect to this cluster.
+    pub fn client_args(&self) -> &[String] {
+        &self.client_args
     }
 
     /// As [`NatsCluster::start`], with a `tls { ... }` block for the client port.
@@ -101,6 +125,8 @@ impl NatsCluster {
             dir,
             servers,
             tls: tls.to_string(),
+            client_args: Vec::new(),
+            _certificates: None,
         };
         for i in 0..3 {
             cluster.launch(i);
