@@ -181,7 +181,7 @@ impl Storm {
 /// Every acknowledged push is served by every running replica.
 fn assert_all_present(replicas: &Replicas, acknowledged: &BTreeMap<String, u64>, context: &str) {
     let scrape = converged(replicas, Duration::from_secs(15));
-    let lost = lost_pushes(acknowledged, &scrape);
+    let lost = lost_pushes(acknowledged, &job_values(&scrape));
     assert!(
         lost.is_empty(),
         "{context}: acknowledged pushes lost: {lost:?}"

@@ -107,7 +107,7 @@ impl Pushers {
 /// Every acknowledged push is in the scrape with its value; no refused one is.
 fn check_outcomes(exposition: &str, outcomes: &Outcomes, context: &str) -> (usize, usize) {
     let found = job_values(exposition);
-    let lost = lost_pushes(&outcomes.acknowledged, exposition);
+    let lost = lost_pushes(&outcomes.acknowledged, &found);
     assert!(
         lost.is_empty(),
         "{context}: {} acknowledged pushes lost: {lost:?}",

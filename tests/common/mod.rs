@@ -293,12 +293,12 @@ pub fn job_values(scrape: &str) -> std::collections::BTreeMap<String, u64> {
         .collect()
 }
 
-/// The acknowledged pushes (job → value) that a scrape does not serve with their value.
+/// The acknowledged pushes (job → value) that are not `found` (as [`job_values`] reads a
+/// scrape) with their value.
 pub fn lost_pushes<'a>(
     acknowledged: &'a std::collections::BTreeMap<String, u64>,
-    scrape: &str,
+    found: &std::collections::BTreeMap<String, u64>,
 ) -> Vec<&'a String> {
-    let found = job_values(scrape);
     acknowledged
         .iter()
         .filter(|(job, value)| found.get(*job) != Some(value))
