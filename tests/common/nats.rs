@@ -175,17 +175,21 @@ impl NatsCluster {
                 return;
             }
             if started.elapsed() > Duration::from_secs(30) {
-                let log = std::fs::read_to_string(self.servers[i].config.with_extension("log"))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
                 panic!(
                     "nats-server {i} did not become healthy within 30 s; its log ends:\n{}",
-                    tail.join("\n")
+                    self.log_tail(i, 40)
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The last `lines` lines of server `i`'s log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.servers[i].config.with_extension("log"))
+            .unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
     /// SIGKILL for server `i`.
