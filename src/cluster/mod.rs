@@ -15,7 +15,14 @@
 //!   views converge; clashes between groups written at the same moment through different
 //!   replicas are settled the same way everywhere (see the view's replicated module); a watch
 //!   that fails, or stays silent while the bucket is ahead of the view, is resumed after the
-//!   last revision applied.
+//!   last revision applied;
+//! - the watch depends on a consumer that NATS places on one server, and making one can fail
+//!   until the timeout for as long as NATS still places consumers on a server that died: so
+//!   whenever the view stays behind (a change waited for longer than [`NUDGE_AFTER`], or the
+//!   monitor saw no progress between two checks), the watch's task reads what the view lacks
+//!   straight from the stream's leader, as a write reaches it. The view thus keeps up
+//!   whenever writes are acknowledged. One task applies changes, in the bucket's order, and
+//!   skips what it has applied already.
 //!
 //! A replica is ready (`/-/ready`) only once its view has caught up with the bucket, after
 //! start-up and after every reconnect. Without NATS, changes get 503 after the timeout and
@@ -47,6 +54,12 @@ const BACKOFF: Duration = Duration::from_millis(250);
 /// resumed: a watch whose consumer was lost with a server (a partition, a restart of the whole
 /// cluster) can stay silent without ever failing, and the replica would never catch up.
 const STALL_LIMIT: Duration = Duration::from_secs(3);
+/// How long a change waits for the view to apply its own write before the view is brought up
+/// to date from the stream (the watch normally delivers within milliseconds).
+const NUDGE_AFTER: Duration = Duration::from_millis(250);
+/// The most changes read one by one from the stream in one catch-up: beyond that, a new watch
+/// is the faster way.
+const CATCH_UP_LIMIT: usize = 1_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -83,6 +96,8 @@ pub struct Cluster {
     recheck: Notify,
     /// Tells the watch to start again after the last revision applied (it stalled).
     resume_watch: Notify,
+    /// Asks the watch's task to read what the view lacks straight from the stream.
+    catch_up: Notify,
 }
 
 /// The NATS client and the bucket.
@@ -127,6 +142,7 @@ impl Cluster {
             current_at: Mutex::new(Instant::now()),
             recheck: Notify::new(),
             resume_watch: Notify::new(),
+            catch_up: Notify::new(),
         }))
     }
 
@@ -261,12 +277,21 @@ impl Cluster {
     async fn watch(&self, bucket: kv::Store) {
         let mut first = true;
         loop {
-            let watch = if first {
-                bucket.watch_with_history(">").await
-            } else {
-                bucket
-                    .watch_all_from_revision(self.view.applied_revision() + 1)
-                    .await
+            let (initial, from, bucket_ref) = (first, self.view.applied_revision() + 1, &bucket);
+            let start = async move {
+                if initial {
+                    bucket_ref.watch_with_history(">").await
+                } else {
+                    bucket_ref.watch_all_from_revision(from).await
+                }
+            };
+            tokio::pin!(start);
+            // Making the consumer can take until the timeout; the view keeps up meanwhile.
+            let watch = loop {
+                tokio::select! {
+                    watch = &mut start => break watch,
+                    () = self.catch_up.notified(), if !first => self.catch_up(&bucket).await,
+                }
             };
             let mut entries = match watch {
                 Ok(entries) => entries,
@@ -280,6 +305,10 @@ impl Cluster {
             loop {
                 let entry = tokio::select! {
                     entry = entries.next() => entry,
+                    () = self.catch_up.notified() => {
+                        self.catch_up(&bucket).await;
+                        continue;
+                    }
                     () = self.resume_watch.notified() => {
                         tracing::warn!(applied_revision = self.view.applied_revision(), "the watch of the NATS key-value bucket stalled behind the bucket; resuming");
                         break;
@@ -298,7 +327,50 @@ impl Cluster {
         }
     }
 
+    /// Reads the changes the view lacks straight from the bucket's stream, each the first
+    /// message after the last one applied (the stream's leader answers, as it does a write),
+    /// up to the bucket's last revision or [`CATCH_UP_LIMIT`] changes. Called only from the
+    /// watch's task, so that changes are applied by one task in the bucket's order.
+    async fn catch_up(&self, bucket: &kv::Store) {
+        let Ok(last) = self.last_revision(bucket).await else {
+            return;
+        };
+        let subjects = format!("{}>", bucket.prefix);
+        let mut next = self.view.applied_revision() + 1;
+        let mut read = 0;
+        while next <= last && read < CATCH_UP_LIMIT {
+            match bucket
+                .stream
+                .get_first_raw_message_by_subject(&subjects, next)
+                .await
+            {
+                Ok(message) => {
+                    next = message.sequence + 1;
+                    read += 1;
+                    self.apply(entry_of(bucket, message));
+                }
+                Err(err) => {
+                    if err.kind() != jetstream::stream::RawMessageErrorKind::NoMessageFound {
+                        tracing::debug!(err = %err, "cannot read the bucket's stream to catch up");
+                    }
+                    break;
+                }
+            }
+        }
+        if read > 0 {
+            tracing::debug!(
+                changes = read,
+                applied_revision = self.view.applied_revision(),
+                "the view caught up by reading the bucket's stream"
+            );
+        }
+    }
+
     fn apply(&self, entry: kv::Entry) {
+        // Already read from the stream by a catch-up.
+        if entry.revision <= self.view.applied_revision() {
+            return;
+        }
         let Some(key) = keys::decode(&entry.key) else {
             tracing::warn!(key = %entry.key, "ignoring a key of the bucket that this gateway did not write");
             return;
@@ -361,6 +433,8 @@ impl Cluster {
                                     self.resume_watch.notify_one();
                                     None
                                 } else {
+                                    // No progress since the last check.
+                                    self.catch_up.notify_one();
                                     Some((at, since))
                                 }
                             }
@@ -500,11 +574,19 @@ impl Cluster {
         tracing::info!(file = %file.display(), groups = imported, "imported the persistence file into the bucket");
     }
 
-    /// Waits (bounded by `deadline`) until the view has applied `revision`.
+    /// Waits (bounded by `deadline`) until the view has applied `revision`; asks for a
+    /// catch-up from the stream if the watch has not delivered it after [`NUDGE_AFTER`].
     async fn caught_up(&self, revision: u64, deadline: Instant) -> bool {
         let mut applied = self.applied.subscribe();
-        let wait = applied.wait_for(|applied| *applied >= revision);
-        tokio::time::timeout_at(deadline.into(), wait)
+        let nudge_at = deadline.min(Instant::now() + NUDGE_AFTER);
+        if tokio::time::timeout_at(nudge_at.into(), applied.wait_for(|a| *a >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            return true;
+        }
+        self.catch_up.notify_one();
+        tokio::time::timeout_at(deadline.into(), applied.wait_for(|a| *a >= revision))
             .await
             .is_ok_and(|r| r.is_ok())
     }
@@ -764,6 +846,29 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A value of the bucket: one group record in the store's own encoding.
+/// A message of the bucket's stream as the watch would have delivered it.
+fn entry_of(bucket: &kv::Store, message: jetstream::message::StreamMessage) -> kv::Entry {
+    let operation = match message.headers.get("KV-Operation").map(|v| v.as_str()) {
+        Some("DEL") => kv::Operation::Delete,
+        Some("PURGE") => kv::Operation::Purge,
+        _ => kv::Operation::Put,
+    };
+    kv::Entry {
+        bucket: bucket.name.clone(),
+        key: message
+            .subject
+            .strip_prefix(bucket.prefix.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        value: message.payload,
+        revision: message.sequence,
+        delta: 0,
+        created: message.time,
+        operation,
+        seen_current: false,
+    }
+}
+
 fn decode_value(value: &Bytes) -> Option<PersistedGroup> {
     match codec::decode_record(value).ok()? {
         Record::Group {
