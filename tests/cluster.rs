@@ -94,10 +94,21 @@ fn converged(replicas: &Replicas, limit: Duration) -> String {
             return scrapes.into_iter().next().unwrap_or_default();
         }
         if started.elapsed() >= limit {
+            // Each replica's lines that the first replica does not serve, and the reverse.
+            let first: std::collections::BTreeSet<&str> = scrapes[0].lines().collect();
             let states: Vec<String> = replicas
                 .running()
                 .zip(&scrapes)
-                .map(|(g, scrape)| format!("{} series:\n{}", scrape.lines().count(), g.log()))
+                .map(|(g, scrape)| {
+                    let lines: std::collections::BTreeSet<&str> = scrape.lines().collect();
+                    let only_here: Vec<&&str> = lines.difference(&first).take(10).collect();
+                    let only_first: Vec<&&str> = first.difference(&lines).take(10).collect();
+                    format!(
+                        "{} lines; not in the first replica's scrape: {only_here:?}; missing: {only_first:?}\n{}",
+                        scrape.lines().count(),
+                        g.log()
+                    )
+                })
                 .collect();
             panic!(
                 "replicas did not converge within {limit:?}:\n{}",
