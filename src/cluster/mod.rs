@@ -257,7 +257,10 @@ impl Cluster {
                 discard: jetstream::stream::DiscardPolicy::New,
                 discard_new_per_subject: true,
                 max_age: self.options.timeout * 2,
-                storage: jetstream::stream::StorageType::Memory,
+                // On disk, although claims live seconds: a server restarted under writes
+                // never caught up a replicated in-memory stream in nats-server 2.9 (it
+                // reset the stream's state in a loop and stayed unhealthy for over 30 s).
+                storage: jetstream::stream::StorageType::File,
                 num_replicas: self.options.replicas,
                 ..Default::default()
             };
