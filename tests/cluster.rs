@@ -129,6 +129,20 @@ struct Storm {
 }
 
 impl Storm {
+    /// Six pushers over the first three replicas, once `acknowledged` pushes are.
+    fn under_way(replicas: &Replicas, nats: &NatsCluster, acknowledged: usize) -> Storm {
+        let storm = Storm::start((0..3).map(|i| replicas.address(i)).collect(), 6);
+        let limit = Duration::from_secs(10);
+        storm.wait_for_more(
+            acknowledged,
+            limit,
+            "pushes are acknowledged",
+            replicas,
+            nats,
+        );
+        storm
+    }
+
     fn start(addresses: Vec<String>, pushers: usize) -> Storm {
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(Mutex::new(BTreeMap::new()));
@@ -466,14 +480,7 @@ fn a_killed_gateway_loses_nothing() {
         return;
     };
     let mut replicas = Replicas::start(&nats, 3, &[]);
-    let storm = Storm::start((0..3).map(|i| replicas.address(i)).collect(), 6);
-    storm.wait_for_more(
-        101,
-        Duration::from_secs(10),
-        "pushes are acknowledged",
-        &replicas,
-        &nats,
-    );
+    let storm = Storm::under_way(&replicas, &nats, 101);
     replicas.kill(0);
     storm.wait_for_more(
         100,
@@ -498,14 +505,7 @@ fn a_killed_nats_server_loses_nothing() {
         return;
     };
     let replicas = Replicas::start(&nats, 3, &[]);
-    let storm = Storm::start((0..3).map(|i| replicas.address(i)).collect(), 6);
-    storm.wait_for_more(
-        101,
-        Duration::from_secs(10),
-        "pushes are acknowledged",
-        &replicas,
-        &nats,
-    );
+    let storm = Storm::under_way(&replicas, &nats, 101);
     nats.kill(0);
     storm.wait_for_more(
         100,
@@ -536,14 +536,7 @@ fn a_partitioned_nats_server() {
         return;
     };
     let replicas = Replicas::start(&nats, 3, &[]);
-    let storm = Storm::start((0..3).map(|i| replicas.address(i)).collect(), 6);
-    storm.wait_for_more(
-        51,
-        Duration::from_secs(10),
-        "pushes are acknowledged",
-        &replicas,
-        &nats,
-    );
+    let storm = Storm::under_way(&replicas, &nats, 51);
     nats.pause(1, true);
     storm.wait_for_more(
         100,
