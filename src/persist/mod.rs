@@ -93,6 +93,9 @@ pub struct Persistence {
     /// found at start-up (left by an earlier run in log mode), so that the snapshot makes
     /// them all redundant.
     snapshot_first_segment: u64,
+    /// The view's generation as restored, which the files on disk hold: changes made before
+    /// [`Persistence::run`] first looks are still changes to persist.
+    restored_generation: u64,
     health: Arc<Health>,
     telemetry: Arc<Telemetry>,
 }
@@ -137,6 +140,7 @@ impl Persistence {
         let groups = recovery.into_groups();
         let count = groups.len();
         let problems = view.restore(groups);
+        let restored_generation = view.snapshot().generation();
         crate::alloc::release_free_memory();
         if !problems.is_empty() {
             tracing::error!(err = %problems, "restored metrics are inconsistent; pushes are refused and scrapes fail until the groups at fault are deleted");
@@ -166,6 +170,7 @@ impl Persistence {
             files,
             wal,
             snapshot_first_segment: next_segment,
+            restored_generation,
             health,
             telemetry,
         });
@@ -226,7 +231,7 @@ impl Persistence {
     /// snapshot file vanished). Runs until the task is dropped.
     pub async fn run(self: Arc<Self>) {
         let mut last = Instant::now();
-        let mut persisted_generation = self.view.snapshot().generation();
+        let mut persisted_generation = self.restored_generation;
         let mut ticker =
             tokio::time::interval(TICK.min(self.interval.max(Duration::from_millis(10))));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
