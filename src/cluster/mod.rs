@@ -848,7 +848,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A value of the bucket: one group record in the store's own encoding.
 /// A message of the bucket's stream as the watch would have delivered it.
 fn entry_of(bucket: &kv::Store, message: jetstream::message::StreamMessage) -> kv::Entry {
     let operation = match message.headers.get("KV-Operation").map(|v| v.as_str()) {
@@ -872,6 +871,7 @@ fn entry_of(bucket: &kv::Store, message: jetstream::message::StreamMessage) -> k
     }
 }
 
+/// A value of the bucket: one group record in the store's own encoding.
 fn decode_value(value: &Bytes) -> Option<PersistedGroup> {
     match codec::decode_record(value).ok()? {
         Record::Group {
