@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::nats::NatsCluster;
 use common::process::{GatewayProcess, http};
-use common::{job_values, lost_pushes, series_value, wait_until};
+use common::{job_values, last_lines, lost_pushes, series_value, wait_until};
 use serde_json::Value;
 
 /// Gateway replicas on one NATS cluster.
@@ -215,10 +215,7 @@ impl Storm {
                     refused.last()
                 );
                 for (i, gateway) in replicas.running().enumerate() {
-                    let log = gateway.log();
-                    let tail: Vec<&str> = log.lines().rev().take(30).collect();
-                    let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    report += &format!("--- replica {i}:\n{}\n", tail.join("\n"));
+                    report += &format!("--- replica {i}:\n{}\n", last_lines(&gateway.log(), 30));
                 }
                 for i in 0..3 {
                     report += &format!("--- nats-server {i}:\n{}\n", nats.log_tail(i, 30));

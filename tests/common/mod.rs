@@ -271,6 +271,12 @@ pub fn promtool_check(text: &str) {
     );
 }
 
+/// The last `n` lines of `text`, for failure reports that quote a log.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let tail: Vec<&str> = text.lines().rev().take(n).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
 /// Polls `done` until it holds; fails the test, naming `what`, after `limit`.
 pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
     let started = std::time::Instant::now();

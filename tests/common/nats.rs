@@ -188,8 +188,7 @@ impl NatsCluster {
     pub fn log_tail(&self, i: usize, lines: usize) -> String {
         let log = std::fs::read_to_string(self.servers[i].config.with_extension("log"))
             .unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        super::last_lines(&log, lines)
     }
 
     /// SIGKILL for server `i`.
